@@ -1,0 +1,1 @@
+"""Doorways Discord bot: app commands over a durable job queue, feeding the engine's worker."""
