@@ -1,0 +1,188 @@
+"""The `doorways` command line: generate, entrance, params, presets, models."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine import __version__
+from engine.entrance import (
+    DEFAULT_STYLE,
+    DOOR_WORDS,
+    ENTRANCE_DEFAULTS,
+    entrance_request,
+    load_presets,
+)
+from engine.request import Request, RequestParser, add_request_arguments, request_from_args
+
+TINY_NOTE = (
+    "note: tiny models are untrained stand-ins (for tests and offline smoke runs): "
+    "the picture will look like noise. Real models: `doorways models download NAME`."
+)
+
+
+def build_parser() -> RequestParser:
+    parser = RequestParser(
+        prog="doorways",
+        description="Doorways: VQGAN+CLIP juxtapositions — two realms in one picture.",
+    )
+    parser.add_argument("--version", action="version", version=f"doorways {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate", help="paint prompts: `doorways generate \"a | b:0.5\"`",
+        description="Paint with VQGAN+CLIP. Prompts are parts split by `|`, each `text` or "
+        "`text:weight` (negative weights push away).",
+    )  # fmt: skip
+    add_request_arguments(generate)
+
+    entrance = commands.add_parser(
+        "entrance", help="paint an entrance juxtaposition: `doorways entrance \"heaven | hell\"`",
+        description="Realms become prompts the way the Doorways post wrote them: "
+        "`entrance to heaven by James Gurney | entrance to hell by James Gurney`, with the "
+        "post's symmetric-work defaults (change any with the options below). Places are named "
+        "as they are; other subjects become `the <subject> realm`; a subject starting with "
+        "`the` is used as typed.",
+    )  # fmt: skip
+    entrance.add_argument("realms", nargs="?", metavar="REALMS", help="`left | right [| more]`")
+    entrance.add_argument("--preset", help="a juxtaposition from `doorways presets`")
+    entrance.add_argument(
+        "--door", default="entrance",
+        help=f"the door word, e.g. {', '.join(DOOR_WORDS)} (default: entrance)",
+    )  # fmt: skip
+    entrance.add_argument(
+        "--style", default=DEFAULT_STYLE,
+        help=f"style suffix of every prompt, '' for none (default: {DEFAULT_STYLE})",
+    )  # fmt: skip
+    entrance.add_argument(
+        "--modifiers", nargs="+", default=None, metavar="TEXT",
+        help="words for each realm, left to right, e.g. '' 'wild' or 'secluded, empty, silent'",
+    )  # fmt: skip
+    add_request_arguments(entrance, positional=False)
+    _show_defaults(entrance, ENTRANCE_DEFAULTS)
+
+    params = commands.add_parser("params", help="print the call string of a Doorways PNG")
+    params.add_argument("image", metavar="IMAGE.png")
+    params.add_argument("--json", action="store_true", help="print the request as JSON")
+
+    commands.add_parser("presets", help="list the gallery of juxtapositions")
+
+    models = commands.add_parser("models", help="list, download or locate models")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    model_commands.add_parser("list", help="registry models and whether they are downloaded")
+    download = model_commands.add_parser("download", help="download a model (resumes, checks)")
+    download.add_argument("names", nargs="+", metavar="NAME")
+    path = model_commands.add_parser("path", help="print where a model's files are kept")
+    path.add_argument("name", metavar="NAME")
+    return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser, defaults: Request) -> None:
+    """Make --help show the entrance defaults where they differ from generate's."""
+    for action in parser._actions:
+        plain = Request.__dataclass_fields__.get(action.dest)
+        if plain is None or not action.help:
+            continue
+        value = getattr(defaults, action.dest)
+        if value != plain.default:
+            shown = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            action.help = action.help.split(" (default:")[0] + f" (entrance default: {shown})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return _run(args)
+    except ValueError as error:
+        print(f"doorways: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("doorways: cancelled", file=sys.stderr)
+        return 130
+    except Exception as error:
+        # engine.models imports torch, so it is loaded only by commands that need it.
+        models = sys.modules.get("engine.models")
+        if models is None or not isinstance(error, models.ModelError):
+            raise
+        print(f"doorways: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "generate":
+        return _generate(request_from_args(args))
+    if args.command == "entrance":
+        modifiers = args.modifiers
+        base = entrance_request(
+            args.realms, preset=args.preset, door=args.door, style=args.style, modifiers=modifiers
+        )
+        return _generate(request_from_args(args, prompts=base.prompts, base=base))
+    if args.command == "params":
+        from engine.outputs import read_request
+
+        request = read_request(Path(args.image))
+        print(request.to_json() if args.json else request.to_call_string())
+        return 0
+    if args.command == "presets":
+        for preset in load_presets().values():
+            print(f"{preset.name:40} {preset.title}  ({preset.group})")
+        return 0
+    return _models(args)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from engine import models
+
+    if args.models_command == "list":
+        print(f"{'NAME':28} {'KIND':6} {'SIZE':>9}  STATUS")
+        for row in models.list_models():
+            size = f"{row['size_bytes'] / 2**20:,.0f} MiB" if row["size_bytes"] else "?"
+            status = f"downloaded: {row['path']}" if row["downloaded"] else "not downloaded"
+            print(f"{row['name']:28} {row['kind']:6} {size:>9}  {status}")
+        return 0
+    if args.models_command == "download":
+        for name in args.names:
+            for path in models.download(name):
+                print(f"{name}: {path}")
+        return 0
+    for path in models.model_paths(args.name):
+        print(path)
+    return 0
+
+
+def _generate(request: Request) -> int:
+    """Run a request in this process with a progress bar; save the PNG and say where."""
+    from tqdm import tqdm
+
+    from engine import models
+    from engine.loop import Finished, generate
+    from engine.outputs import save_png, save_preview
+
+    request.check_inputs()
+    device = models.resolve_device(request.device)
+    if "tiny" in (request.vqgan, request.clip):
+        print(TINY_NOTE, file=sys.stderr)
+    vqgan = models.load_vqgan(request.vqgan, device)
+    clip = models.load_clip(request.clip, device)
+    output = Path(request.output).expanduser()
+    preview_path = output.with_name(f"{output.stem}.preview.png")
+    bar = tqdm(total=request.iterations, unit="it", file=sys.stderr, dynamic_ncols=True)
+    with bar:
+        for event in generate(request, vqgan, clip):
+            if isinstance(event, Finished):
+                path = save_png(event.image, event.request, output, str(device))
+                break
+            bar.update(1)
+            # Reading the loss waits for the device, so only now and then.
+            if event.iteration % 10 == 0 or event.iteration == event.total:
+                bar.set_postfix(loss=f"{event.loss_values()['total']:.4f}", refresh=False)
+            if event.image is not None:
+                save_preview(event.image, preview_path)
+    print(f"saved {path} in {event.seconds:.1f} s (seed {event.request.seed})", file=sys.stderr)
+    print(f"reproduce: {event.request.to_call_string()}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

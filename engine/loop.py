@@ -1,0 +1,222 @@
+"""The optimisation loop, "z+quantize": a generator of progress events.
+
+Optimise a VQGAN latent z; each step quantise it onto the codebook (straight through),
+decode, cut and augment patches, embed them with CLIP and pull them toward the prompts,
+plus the Doorways symmetry terms. The loop never prints: callers render the events, and
+closing the generator cancels it between iterations.
+"""
+
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from engine import losses
+from engine.cutouts import render_cutouts, sample_augmentations, sample_cutouts
+from engine.models import CLIP, VQGAN
+from engine.request import Request
+
+
+@dataclass(frozen=True)
+class Progress:
+    """After each step. Losses stay on the device: reading them (float) waits for the step."""
+
+    iteration: int  # 1-based
+    total: int
+    losses: dict[str, Tensor]
+    image: Tensor | None  # (3, H, W) in [0, 1] on the CPU, on preview iterations only
+
+    def loss_values(self) -> dict[str, float]:
+        return {name: float(value) for name, value in self.losses.items()}
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The result: the image after the last step, and the request with its actual seed."""
+
+    image: Tensor  # (3, H, W) in [0, 1] on the CPU
+    request: Request
+    seconds: float
+
+
+def with_seed(request: Request) -> Request:
+    """Pin a random seed if the request has none, so the call string reproduces the run."""
+    if request.seed is not None:
+        return request
+    return request.replace(seed=random.SystemRandom().randint(0, 2**32 - 1))
+
+
+def latent_size(request: Request, factor: int) -> tuple[int, int]:
+    """(tokens wide, tokens high): the size rounded to the nearest whole token, at least one."""
+    width, height = request.size
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
+def quantize(z: Tensor, codebook: Tensor) -> Tensor:
+    """Snap each latent vector to its nearest code, passing gradients straight through."""
+    b, c, h, w = z.shape
+    flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # (B·h·w, C)
+    distances = (
+        flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.T + codebook.pow(2).sum(1)[None]
+    )
+    nearest = codebook[distances.argmin(dim=1)].view(b, h, w, c).permute(0, 3, 1, 2)
+    return z + (nearest - z).detach()
+
+
+class _ClampWithGrad(torch.autograd.Function):
+    """Clamp to [lo, hi], but let gradients through where they push back into range."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, lo: float, hi: float) -> Tensor:  # type: ignore[override]
+        ctx.lo, ctx.hi = lo, hi
+        ctx.save_for_backward(x)
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        outside = (x < ctx.lo) & (grad > 0) | (x > ctx.hi) & (grad < 0)
+        return grad * ~outside, None, None
+
+
+def load_image(path: str, width: int, height: int, device: torch.device) -> Tensor:
+    """An image file as (1, 3, H, W) in [0, 1], resized to exactly width × height."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    data = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+    return data.view(height, width, 3).permute(2, 0, 1)[None].float().div(255).to(device)
+
+
+def initial_latent(
+    request: Request, vqgan: VQGAN, generator: torch.Generator, size: tuple[int, int]
+) -> Tensor:
+    """z from seeded random codebook tokens, or from the init image through the encoder."""
+    tokens_x, tokens_y = size
+    device = vqgan.codebook.device
+    if request.init_image is not None:
+        image = load_image(
+            request.init_image, tokens_x * vqgan.factor, tokens_y * vqgan.factor, device
+        )
+        with torch.no_grad():
+            return vqgan.encode(image)
+    n_codes, channels = vqgan.codebook.shape
+    tokens = torch.randint(n_codes, (tokens_y * tokens_x,), generator=generator, device=device)
+    return vqgan.codebook[tokens].T.reshape(1, channels, tokens_y, tokens_x).clone()
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """Prompt embeddings with their weights and where across the width they rule."""
+
+    embeds: Tensor  # (P, D) unit vectors: text prompts, then image prompts
+    weights: Tensor  # (P,)
+    anchors: Tensor | None  # (P+,) anchors of the positive text prompts, or None: everywhere
+    placed: Tensor  # (P,) bool: which prompts follow the anchors
+
+
+def _targets(request: Request, clip: CLIP, device: torch.device) -> _Targets:
+    with torch.no_grad():
+        parts = []
+        if request.prompts:
+            parts.append(clip.encode_text([p.text for p in request.prompts]))
+        for prompt in request.image_prompts:
+            size = clip.input_size
+            parts.append(clip.encode_image(load_image(prompt.text, size, size, device)))
+        embeds = torch.cat(parts).float()
+    every = (*request.prompts, *request.image_prompts)
+    weights = torch.tensor([p.weight for p in every], device=device)
+    # Positive text prompts are placed across the width; negative ones and images act everywhere.
+    placed = torch.tensor(
+        [i < len(request.prompts) and p.weight > 0 for i, p in enumerate(every)], device=device
+    )
+    n_placed = int(placed.sum())
+    anchors = None
+    if request.panorama != "off" and n_placed > 1:
+        positions = request.anchors or [i / (n_placed - 1) for i in range(n_placed)]
+        anchors = torch.tensor(positions, device=device)
+    return _Targets(embeds, weights, anchors, placed)
+
+
+def _placement(targets: _Targets, x: Tensor, mode: str) -> Tensor:
+    """(K, P) how much each prompt counts for each cutout, from the cutouts' x-centres."""
+    placement = torch.ones(x.shape[0], targets.embeds.shape[0], device=x.device)
+    if targets.anchors is not None:
+        placement[:, targets.placed] = losses.placement_weights(x, targets.anchors, mode)
+    return placement
+
+
+def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
+    if request.optimizer == "adamw":
+        return torch.optim.AdamW([z], lr=request.lr)
+    if request.optimizer == "adagrad":
+        return torch.optim.Adagrad([z], lr=request.lr)
+    return torch.optim.Adam([z], lr=request.lr)
+
+
+def generate(request: Request, vqgan: VQGAN, clip: CLIP) -> Iterator[Progress | Finished]:
+    """Run the request on loaded models; yields Progress per step and then Finished."""
+    started = time.perf_counter()
+    request = with_seed(request)
+    assert request.seed is not None
+    device = vqgan.codebook.device
+    generator = torch.Generator(device).manual_seed(request.seed)
+    tokens_x, tokens_y = latent_size(request, vqgan.factor)
+    width, height = tokens_x * vqgan.factor, tokens_y * vqgan.factor
+
+    targets = _targets(request, clip, device)
+    z = initial_latent(request, vqgan, generator, (tokens_x, tokens_y))
+    z_init = z.detach().clone() if request.init_weight > 0 else None
+    z_min, z_max = vqgan.codebook.min(0).values, vqgan.codebook.max(0).values
+    z.requires_grad_(True)
+    optimizer = _optimizer(request, z)
+    min_cut = min(clip.input_size, width, height) // 4
+
+    for iteration in range(1, request.iterations + 1):
+        optimizer.zero_grad(set_to_none=True)
+        image = _ClampWithGrad.apply(vqgan.decode(quantize(z, vqgan.codebook)), 0.0, 1.0)
+        cuts = sample_cutouts(
+            width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
+        )
+        augs = sample_augmentations(cuts, request.augments, clip.input_size, generator)
+        embeds = clip.encode_image(render_cutouts(image, cuts, augs, clip.input_size))
+        placement = _placement(targets, cuts.centres_x, request.panorama)
+        cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
+        terms = {
+            "prompt": losses.prompt_loss(
+                embeds, targets.embeds, targets.weights, placement, cut_weights
+            )
+        }
+        if request.semantic_weight > 0:
+            mixed = losses.mixed_targets(targets.embeds, targets.weights, placement)
+            semantic = losses.semantic_symmetry_loss(embeds, mixed, cuts.pairs)
+            terms["semantic"] = request.semantic_weight * semantic
+        if request.tone_weight > 0:
+            tone = losses.tone_symmetry_loss(image, request.symmetry_blur)
+            terms["tone"] = request.tone_weight * tone
+        if request.sobel_weight > 0:
+            sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
+            terms["sobel"] = request.sobel_weight * sobel
+        if z_init is not None:
+            terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
+        total = sum(terms.values())
+        assert isinstance(total, Tensor)
+        total.backward()
+        optimizer.step()
+        with torch.no_grad():
+            z.copy_(torch.maximum(torch.minimum(z, z_max[:, None, None]), z_min[:, None, None]))
+
+        preview = None
+        if request.preview_every and iteration % request.preview_every == 0:
+            preview = image.detach()[0].cpu()
+        terms["total"] = total
+        yield Progress(
+            iteration, request.iterations, {k: v.detach() for k, v in terms.items()}, preview
+        )
+
+    with torch.no_grad():
+        final = vqgan.decode(quantize(z, vqgan.codebook)).clamp(0, 1)[0].cpu()
+    yield Finished(final, request, time.perf_counter() - started)

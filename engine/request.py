@@ -1,0 +1,426 @@
+"""The one request type: every parameter of a generation, and its three spellings.
+
+A `Request` is built by the CLI, the bot and the task runner; it renders the PNG metadata
+(JSON) and the call string (a `doorways generate …` command line), and both parse back
+into an equal Request. The option table below is the single list of CLI spellings.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engine.prompts import Prompt, parse_prompts, render_prompts
+
+DEFAULT_VQGAN = "vqgan_imagenet_f16_16384"
+DEFAULT_CLIP = "ViT-B/32"
+AUGMENTS = ("affine", "perspective", "blur", "noise")
+OPTIMIZERS = ("adam", "adamw", "adagrad")
+PANORAMAS = ("off", "linear", "smooth")
+MAX_SIDE = 4096
+MAX_ITERATIONS = 100_000
+MAX_SEED = 2**63 - 1
+
+
+def _option(flag: str, help: str, **argparse_kwargs: Any) -> dict[str, Any]:
+    """Field metadata: the CLI flag and how argparse reads it."""
+    return {"flag": flag, "help": help, "argparse": argparse_kwargs}
+
+
+@dataclass(frozen=True)
+class Request:
+    """Every parameter of one generation. Construction validates values; see check_inputs()."""
+
+    prompts: tuple[Prompt, ...]
+    # Picture
+    size: tuple[int, int] = field(
+        default=(450, 300),
+        metadata=_option(
+            "--size", "width and height in pixels, rounded to the VQGAN's grid (16 px for f16)",
+            nargs=2, type=int, metavar=("W", "H"),
+        ),
+    )  # fmt: skip
+    iterations: int = field(
+        default=300, metadata=_option("--iterations", "optimisation steps", type=int, metavar="N")
+    )
+    seed: int | None = field(
+        default=None,
+        metadata=_option("--seed", "random seed (default: a new one, recorded)", type=int),
+    )
+    # Optimisation
+    lr: float = field(default=0.1, metadata=_option("--lr", "learning rate", type=float))
+    optimizer: str = field(
+        default="adam",
+        metadata=_option("--optimizer", "optimiser for the latent", choices=OPTIMIZERS),
+    )
+    cutn: int = field(
+        default=32, metadata=_option("--cutn", "cutouts shown to CLIP per step", type=int)
+    )
+    cut_pow: float = field(
+        default=1.0,
+        metadata=_option(
+            "--cut-pow", "cutout size power: above 1 favours small cutouts", type=float
+        ),
+    )
+    augments: tuple[str, ...] = field(
+        default=("affine", "perspective", "noise"),
+        metadata=_option(
+            "--augments",
+            f"comma-separated cutout augmentations from {','.join(AUGMENTS)}, or none",
+            type=str, metavar="LIST",
+        ),
+    )  # fmt: skip
+    # Starting points and image prompts
+    init_image: str | None = field(
+        default=None, metadata=_option("--init-image", "start from this image", metavar="PATH")
+    )
+    init_weight: float = field(
+        default=0.0,
+        metadata=_option("--init-weight", "pull toward the init image's latent", type=float),
+    )
+    image_prompts: tuple[Prompt, ...] = field(
+        default=(),
+        metadata=_option(
+            "--image-prompts", "images as prompts: `a.png | b.png:0.5`", metavar="IMAGES"
+        ),
+    )
+    # Doorways: panoramas and symmetry
+    panorama: str = field(
+        default="off",
+        metadata=_option(
+            "--panorama",
+            "place the prompts across the width (linear or smooth blend); off: all everywhere",
+            choices=PANORAMAS,
+        ),
+    )
+    anchors: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_option(
+            "--anchors",
+            "x positions (0-1) of the positive prompts for --panorama (default: evenly)",
+            nargs="+", type=float, metavar="X",
+        ),
+    )  # fmt: skip
+    mirror: float = field(
+        default=0.0,
+        metadata=_option("--mirror", "share (0-1) of cutouts taken as mirrored pairs", type=float),
+    )
+    semantic_weight: float = field(
+        default=0.0,
+        metadata=_option(
+            "--semantic-symmetry",
+            "weight of semantic symmetry over mirrored pairs (needs --mirror)",
+            type=float, metavar="W",
+        ),
+    )  # fmt: skip
+    tone_weight: float = field(
+        default=0.0,
+        metadata=_option(
+            "--tone-symmetry", "weight of blurred-greyscale mirror symmetry (L1)",
+            type=float, metavar="W",
+        ),
+    )  # fmt: skip
+    sobel_weight: float = field(
+        default=0.0,
+        metadata=_option(
+            "--sobel-symmetry", "weight of blurred-edge mirror symmetry (easy to hack)",
+            type=float, metavar="W",
+        ),
+    )  # fmt: skip
+    symmetry_blur: float = field(
+        default=4.0,
+        metadata=_option(
+            "--symmetry-blur", "Gaussian sigma in pixels for tone and Sobel symmetry",
+            type=float, metavar="SIGMA",
+        ),
+    )  # fmt: skip
+    size_emphasis: float = field(
+        default=0.0,
+        metadata=_option(
+            "--size-emphasis",
+            "weight cutouts by size: >0 large (place big structures), <0 small (detail)",
+            type=float, metavar="E",
+        ),
+    )  # fmt: skip
+    # Models and running
+    vqgan: str = field(
+        default=DEFAULT_VQGAN,
+        metadata=_option("--vqgan", "VQGAN: registry name, tiny, random:NAME or a path"),
+    )
+    clip: str = field(
+        default=DEFAULT_CLIP,
+        metadata=_option("--clip", "CLIP: registry name, tiny, random:NAME or a path"),
+    )
+    device: str = field(
+        default="auto", metadata=_option("--device", "auto, cpu, cuda or cuda:N", metavar="D")
+    )
+    preview_every: int = field(
+        default=0,
+        metadata=_option(
+            "--preview-every", "save a preview every N iterations (0: never)",
+            type=int, metavar="N",
+        ),
+    )  # fmt: skip
+    output: str = field(
+        default="output.png",
+        metadata=_option(
+            "--output", "PNG path; a taken name gets _1, _2, … (never overwritten)",
+            metavar="PATH",
+        ),
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # Spellings ---------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values; prompts in their typed syntax."""
+        data = dataclasses.asdict(self)
+        data["prompts"] = render_prompts(self.prompts)
+        data["image_prompts"] = render_prompts(self.image_prompts)
+        for name in ("size", "augments", "anchors"):
+            if data[name] is not None:
+                data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Request":
+        """The inverse of to_dict; unknown keys are errors (a typo must not pass silently)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown request field(s): {', '.join(unknown)}")
+        if "prompts" not in data:
+            raise ValueError("a request needs prompts")
+        values = dict(data)
+        for name in ("prompts", "image_prompts"):
+            if name in values and isinstance(values[name], str):
+                values[name] = parse_prompts(values[name], what=name.replace("_", " ")[:-1])
+        for name, convert in _TUPLES.items():
+            if values.get(name) is not None:
+                if not isinstance(values[name], list | tuple):
+                    raise ValueError(f"{name} must be a list, not {values[name]!r}")
+                values[name] = tuple(convert(v) for v in values[name])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Request":
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("request JSON must be an object")
+        return cls.from_dict(data)
+
+    def to_call_string(self) -> str:
+        """A shell-safe `doorways generate …` line that reproduces this request."""
+        words = ["doorways", "generate", render_prompts(self.prompts)]
+        defaults = _defaults()
+        for f in fields(self)[1:]:
+            value = getattr(self, f.name)
+            if f.name not in _ALWAYS_RENDERED and value == defaults[f.name]:
+                continue
+            if value is None:
+                continue
+            words.append(f.metadata["flag"])
+            words.extend(_render_value(f.name, value))
+        return shlex.join(words)
+
+    @classmethod
+    def from_call_string(cls, call: str) -> "Request":
+        """Parse a call string (as printed by to_call_string, or typed by a person)."""
+        try:
+            words = shlex.split(call)
+        except ValueError as error:
+            raise ValueError(f"cannot split call string: {error}") from None
+        if words[:2] != ["doorways", "generate"]:
+            raise ValueError("a call string starts with `doorways generate`")
+        parser = RequestParser(prog="doorways generate", add_help=False, allow_abbrev=False)
+        add_request_arguments(parser)
+        return request_from_args(parser.parse_args(words[2:]))
+
+    # Checks that touch the file system --------------------------------------
+
+    def check_inputs(self) -> None:
+        """Raise ValueError if an input file is unreadable or a model is unknown."""
+        from engine import models  # deferred: models imports torch
+
+        for path in [self.init_image, *(p.text for p in self.image_prompts)]:
+            if path is not None:
+                _check_image(path)
+        for kind, name in (("vqgan", self.vqgan), ("clip", self.clip)):
+            if not models.is_known_model(kind, name):
+                choices = ", ".join(
+                    models.vqgan_names() if kind == "vqgan" else models.clip_names()
+                )
+                raise ValueError(
+                    f"unknown {kind} model {name!r}: not a file, and not one of {choices} "
+                    "(or random:NAME)"
+                )
+
+    def replace(self, **changes: Any) -> "Request":
+        return dataclasses.replace(self, **changes)
+
+
+# Always in the call string, so that a change of default never changes old pictures.
+_ALWAYS_RENDERED = frozenset(
+    {"size", "iterations", "seed", "lr", "cutn", "cut_pow", "vqgan", "clip"}
+)
+_TUPLES: dict[str, Callable[[Any], Any]] = {"size": int, "augments": str, "anchors": float}
+
+
+def _defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(Request) if f.default is not dataclasses.MISSING}
+
+
+def _render_value(name: str, value: Any) -> list[str]:
+    if name == "image_prompts":
+        return [render_prompts(value)]
+    if name == "augments":
+        return [",".join(value) or "none"]
+    if isinstance(value, tuple):
+        return [repr(v) if isinstance(v, float) else str(v) for v in value]
+    return [repr(value) if isinstance(value, float) else str(value)]
+
+
+# Validation ------------------------------------------------------------------
+
+
+def _validate(r: Request) -> None:
+    """Value checks with messages that name the bad value."""
+    if not r.prompts and not r.image_prompts:
+        raise ValueError("empty prompt: give at least one text prompt (or an image prompt)")
+    for prompt in (*r.prompts, *r.image_prompts):
+        if not isinstance(prompt, Prompt):
+            raise ValueError(f"prompts must be Prompt objects, not {prompt!r}")
+        if not prompt.text or prompt.text != prompt.text.strip() or "|" in prompt.text:
+            raise ValueError(f"prompt text {prompt.text!r} is empty, padded or contains `|`")
+        if not math.isfinite(prompt.weight):
+            raise ValueError(f"prompt {prompt.text!r} has weight {prompt.weight}")
+    width, height = r.size
+    for side, value in (("width", width), ("height", height)):
+        _check_range(f"{side}", value, 16, MAX_SIDE, int)
+    _check_range("iterations", r.iterations, 1, MAX_ITERATIONS, int)
+    if r.seed is not None:
+        _check_range("seed", r.seed, 0, MAX_SEED, int)
+    _check_range("lr", r.lr, 1e-6, 10.0, float)
+    _check_choice("optimizer", r.optimizer, OPTIMIZERS)
+    _check_range("cutn", r.cutn, 1, 256, int)
+    _check_range("cut pow", r.cut_pow, 0.05, 10.0, float)
+    for augment in r.augments:
+        _check_choice("augmentation", augment, AUGMENTS)
+    if len(set(r.augments)) != len(r.augments):
+        raise ValueError(f"augmentations repeat: {','.join(r.augments)}")
+    _check_range("init weight", r.init_weight, 0.0, 1e6, float)
+    _check_choice("panorama", r.panorama, PANORAMAS)
+    if r.anchors is not None:
+        positive = sum(p.weight > 0 for p in r.prompts)
+        if len(r.anchors) != positive:
+            raise ValueError(
+                f"--anchors gives {len(r.anchors)} position(s) for {positive} positive prompt(s)"
+            )
+        for anchor in r.anchors:
+            _check_range("anchor", anchor, 0.0, 1.0, float)
+        if any(b <= a for a, b in zip(r.anchors, r.anchors[1:], strict=False)):
+            raise ValueError(f"--anchors must increase from left to right: {list(r.anchors)}")
+    _check_range("mirror share", r.mirror, 0.0, 1.0, float)
+    for name in ("semantic_weight", "tone_weight", "sobel_weight"):
+        _check_range(name.replace("_", " "), getattr(r, name), 0.0, 1e3, float)
+    _check_range("symmetry blur", r.symmetry_blur, 0.1, 64.0, float)
+    _check_range("size emphasis", r.size_emphasis, -4.0, 4.0, float)
+    if r.semantic_weight > 0 and r.mirror == 0:
+        raise ValueError("semantic symmetry compares mirrored pairs: set --mirror above 0")
+    if not r.vqgan or not r.clip:
+        raise ValueError("model names must not be empty")
+    _check_device(r.device)
+    _check_range("preview every", r.preview_every, 0, MAX_ITERATIONS, int)
+    if not r.output:
+        raise ValueError("output path must not be empty")
+
+
+def _check_range(name: str, value: Any, low: float, high: float, kind: type) -> None:
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if not (low <= value <= high):  # also false for NaN
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, not {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}: choose from {', '.join(choices)}")
+
+
+def _check_device(device: str) -> None:
+    kind, _, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+
+
+def _check_image(path: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except FileNotFoundError:
+        raise ValueError(f"image not found: {path}") from None
+    except (OSError, UnidentifiedImageError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from None
+
+
+# Command line ----------------------------------------------------------------
+
+
+class RequestParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises ValueError instead of printing and exiting."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise ValueError(message)
+
+
+def add_request_arguments(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """Add the prompts (unless `positional` is off) and every request option to a parser."""
+    if positional:
+        parser.add_argument("prompts", metavar="PROMPTS", help="prompts: `a | b:0.5 | c:-1`")
+    for f in fields(Request)[1:]:
+        spec = f.metadata
+        flags = [spec["flag"]] + (["-o"] if f.name == "output" else [])
+        shown = _render_value(f.name, f.default) if f.default not in (None, ()) else None
+        help = spec["help"] + (f" (default: {' '.join(shown)})" if shown else "")
+        parser.add_argument(*flags, dest=f.name, default=None, help=help, **spec["argparse"])
+
+
+def request_from_args(
+    args: argparse.Namespace, prompts: tuple[Prompt, ...] | None = None, base: Request | None = None
+) -> Request:
+    """Build a Request from parsed options; options not given keep `base`'s (or the defaults)."""
+    changes: dict[str, Any] = {}
+    for f in fields(Request)[1:]:
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if f.name == "augments":
+            value = tuple(a.strip() for a in value.split(",") if a.strip() and a.strip() != "none")
+        elif f.name == "image_prompts":
+            value = parse_prompts(value, what="image prompt")
+        elif isinstance(value, list):
+            value = tuple(value)
+        changes[f.name] = value
+    if prompts is None:
+        prompts = parse_prompts(args.prompts)
+    if base is None:
+        return Request(prompts=prompts, **changes)
+    return base.replace(prompts=prompts, **changes)
+
+
+def output_path(request: Request) -> Path:
+    return Path(request.output).expanduser()
