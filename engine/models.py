@@ -1,0 +1,536 @@
+"""Models: the registry, downloads, and loading VQGAN and CLIP behind two small adapters.
+
+Every caller (CLI, worker, tests) loads through `load_vqgan` / `load_clip`. A model is
+named by one of:
+
+- a registry name from data/models.json (`vqgan_imagenet_f16_16384`, `ViT-B/32`, ...),
+  whose file must have been downloaded into `model_dir()`;
+- `tiny`: a small model of the real class, built from a fixed seed, saved in the real file
+  format under `model_dir()/tiny/` and read back through the same loader as real weights;
+- `random:NAME`: the real architecture of registry entry NAME with seeded random weights,
+  built in memory (benchmarks; no files, no network);
+- a path to a local file (a VQGAN `X.ckpt` needs its config `X.yaml` beside it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import io
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine._taming_compat import ensure_taming_importable
+from engine.download import DownloadError, fetch
+
+DEFAULT_VQGAN = "vqgan_imagenet_f16_16384"
+DEFAULT_CLIP = "ViT-B/32"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_PATH = REPO_ROOT / "data" / "models.json"
+SEED = 0  # weights of `tiny` and `random:NAME` models
+
+# The VQGAN classes we can adapt; their training loss is never built (see DESIGN.md).
+VQGAN_CLASSES = ("taming.models.vqgan.VQModel", "taming.models.vqgan.GumbelVQ")
+DUMMY_LOSS = {"target": "taming.modules.losses.vqperceptual.DummyLoss"}
+
+TINY_VQGAN: dict[str, Any] = {
+    "target": "taming.models.vqgan.VQModel",
+    "params": {
+        "embed_dim": 16,
+        "n_embed": 256,
+        "ddconfig": {
+            "double_z": False,
+            "z_channels": 16,
+            "resolution": 64,
+            "in_channels": 3,
+            "out_ch": 3,
+            "ch": 32,
+            "ch_mult": [1, 1, 2, 2, 4],  # factor 16
+            "num_res_blocks": 1,
+            "attn_resolutions": [],
+            "dropout": 0.0,
+        },
+    },
+}
+TINY_CLIP: dict[str, Any] = {  # arguments of clip.model.CLIP: a 2+2-layer ViT
+    "embed_dim": 64,
+    "image_resolution": 224,
+    "vision_layers": 2,
+    "vision_width": 64,
+    "vision_patch_size": 32,
+    "context_length": 77,
+    "vocab_size": 49408,
+    "transformer_width": 64,
+    "transformer_heads": 1,
+    "transformer_layers": 2,
+}
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ModelError(Exception):
+    """A model cannot be found, fetched or loaded; the message says what to do."""
+
+
+class ModelMissing(ModelError):
+    """A registry model whose weights are not in `model_dir()` yet."""
+
+    def __init__(self, name: str, path: Path, download_command: str | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.download_command = download_command or f"doorways models download {name}"
+        super().__init__(
+            f"model {name} is not downloaded: run `{self.download_command}` "
+            f"(or place the file at {path})"
+        )
+
+
+# --- where things are ---------------------------------------------------------------------
+
+
+def model_dir() -> Path:
+    """Where weights live: $DOORWAYS_MODELS if set, else <repo root>/data/models."""
+    env = os.environ.get("DOORWAYS_MODELS")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / "data" / "models"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn "auto", "cpu", "cuda" or "cuda:N" into a usable torch.device."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use cpu")
+        index = int(name[5:]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1}"
+            )
+        return torch.device(name)
+    raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+# --- the registry -------------------------------------------------------------------------
+
+
+@functools.cache
+def _read_registry() -> dict[str, dict[str, Any]]:
+    with open(REGISTRY_PATH, encoding="utf-8") as f:
+        return json.load(f)["models"]
+
+
+def registry() -> dict[str, dict[str, Any]]:
+    """The entries of data/models.json keyed by name; each has "kind": "vqgan" or "clip"."""
+    return copy.deepcopy(_read_registry())
+
+
+def _names(kind: str) -> list[str]:
+    return [name for name, entry in _read_registry().items() if entry["kind"] == kind]
+
+
+def vqgan_names() -> list[str]:
+    """Names accepted for --vqgan besides paths and random:NAME: the registry's, and tiny."""
+    return [*_names("vqgan"), "tiny"]
+
+
+def clip_names() -> list[str]:
+    """Names accepted for --clip besides paths and random:NAME: the registry's, and tiny."""
+    return [*_names("clip"), "tiny"]
+
+
+def is_known_model(kind: str, name: str) -> bool:
+    """True for a registry name of `kind`, tiny, random:<registry name of kind>, or a file."""
+    if kind not in ("vqgan", "clip"):
+        raise ValueError(f"unknown model kind {kind!r}: use vqgan or clip")
+    base = name.removeprefix("random:")
+    if base in _names(kind):
+        return True
+    return name == "tiny" or (not name.startswith("random:") and Path(name).expanduser().is_file())
+
+
+def _entry(name: str) -> dict[str, Any]:
+    try:
+        return _read_registry()[name]
+    except KeyError:
+        known = ", ".join(_read_registry())
+        raise ModelError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def model_paths(name: str) -> list[Path]:
+    """Where the file(s) of registry entry `name` live in `model_dir()` (weights first)."""
+    return [model_dir() / f["name"] for f in _entry(name)["files"]]
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One row per registry entry: name, kind, size_bytes, downloaded, path (of the weights)."""
+    rows = []
+    for name, entry in _read_registry().items():
+        paths = model_paths(name)
+        rows.append(
+            {
+                "name": name,
+                "kind": entry["kind"],
+                "size_bytes": sum(f["size_bytes"] for f in entry["files"]),
+                "downloaded": all(p.is_file() for p in paths),
+                "path": paths[0],
+            }
+        )
+    return rows
+
+
+def download(
+    name: str,
+    *,
+    progress: bool = True,
+    timeout: float = 30,
+    entry: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Fetch every file of registry entry `name` into `model_dir()`; files present are kept.
+
+    `entry` overrides the registry entry (tests point it at a local server).
+    """
+    if name == "tiny" and entry is None:
+        raise ModelError("tiny models are built on this machine when first used; no download")
+    entry = entry if entry is not None else _entry(name)
+    paths = []
+    for f in entry["files"]:
+        dest = model_dir() / f["name"]
+        try:
+            paths.append(
+                fetch(f["url"], dest, sha256=f.get("sha256"), progress=progress, timeout=timeout)
+            )
+        except DownloadError as exc:
+            raise ModelError(str(exc)) from exc
+    return paths
+
+
+# --- adapters the optimisation loop uses --------------------------------------------------
+
+
+@dataclass
+class VQGAN:
+    """A frozen taming VQGAN seen as images <-> latents, images in [0, 1]."""
+
+    model: torch.nn.Module  # taming VQModel or GumbelVQ, eval(), requires_grad False
+    name: str
+    codebook: Tensor  # (n_embed, embed_dim)
+    factor: int  # downsampling factor, 2 ** (len(ch_mult) - 1)
+
+    @property
+    def is_gumbel(self) -> bool:
+        """Whether the quantiser is Gumbel (logits over codes) rather than nearest code."""
+        return hasattr(self.model.quantize, "proj")
+
+    def encode(self, image: Tensor) -> Tensor:
+        """(B, 3, H, W) in [0, 1] -> quantised latent (B, embed_dim, H/f, W/f)."""
+        model: Any = self.model
+        x = image * 2 - 1
+        if not self.is_gumbel:
+            return model.encode(x)[0]
+        # GumbelQuantize samples codes even in eval(); take its most likely code instead.
+        h = model.quant_conv(model.encoder(x))
+        codes = model.quantize.proj(h).argmax(dim=1)  # (B, h, w)
+        return self.codebook[codes].permute(0, 3, 1, 2)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """(B, embed_dim, h, w) -> (B, 3, h*f, w*f), mapped from [-1, 1] to [0, 1], unclamped."""
+        model: Any = self.model
+        return (model.decode(z) + 1) / 2
+
+
+@dataclass
+class CLIP:
+    """A frozen float32 OpenAI CLIP that takes [0, 1] images and strings."""
+
+    model: torch.nn.Module  # clip.model.CLIP
+    name: str
+    input_size: int  # model.visual.input_resolution
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        """(B, 3, S, S) in [0, 1], S == input_size -> unit-norm float32 (B, D)."""
+        if image.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(
+                f"CLIP {self.name} takes {self.input_size}x{self.input_size} images, "
+                f"got {tuple(image.shape)}"
+            )
+        mean = image.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        std = image.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+        model: Any = self.model
+        features = model.encode_image((image - mean) / std).float()
+        return F.normalize(features, dim=-1)
+
+    def encode_text(self, texts: Sequence[str]) -> Tensor:
+        """Prompts -> unit-norm float32 (P, D); over-long prompts are truncated."""
+        import clip
+
+        model: Any = self.model
+        device = model.positional_embedding.device
+        tokens = clip.tokenize(list(texts), context_length=model.context_length, truncate=True)
+        features = model.encode_text(tokens.to(device)).float()
+        return F.normalize(features, dim=-1)
+
+
+def _frozen(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    return model.float().eval().requires_grad_(False).to(device)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int = SEED) -> Iterator[None]:
+    """Run a block with torch's CPU RNG seeded, leaving the caller's RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _write_atomic(path: Path, save: Callable[[io.BytesIO], object]) -> None:
+    """Write what save(buffer) produces to `path` via a temp file and a rename.
+
+    Concurrent readers see no file or a whole one. Saving to a buffer, not to the temp
+    file, keeps the bytes reproducible: torch.save names its zip records after the file.
+    """
+    buffer = io.BytesIO()
+    save(buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+        os.chmod(tmp, 0o644)  # mkstemp made it private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# --- VQGAN --------------------------------------------------------------------------------
+
+
+def build_vqgan(target: str, params: dict[str, Any]) -> torch.nn.Module:
+    """An untrained taming VQModel/GumbelVQ from a config's target and params."""
+    if target not in VQGAN_CLASSES:
+        raise ModelError(f"unsupported VQGAN class {target}; supported: {', '.join(VQGAN_CLASSES)}")
+    ensure_taming_importable()
+    from taming.models import vqgan
+
+    params = {k: v for k, v in params.items() if k not in ("ckpt_path", "ignore_keys")}
+    params["lossconfig"] = DUMMY_LOSS
+    with contextlib.redirect_stdout(io.StringIO()):  # taming prints "Working with z of shape"
+        return getattr(vqgan, target.rsplit(".", 1)[1])(**params)
+
+
+def _vqgan_adapter(module: torch.nn.Module, name: str, device: torch.device) -> VQGAN:
+    model: Any = _frozen(module, device)
+    quantize = model.quantize
+    codebook = quantize.embed.weight if hasattr(quantize, "proj") else quantize.embedding.weight
+    return VQGAN(model, name, codebook, 2 ** (model.encoder.num_resolutions - 1))
+
+
+def _load_state(model: torch.nn.Module, path: Path) -> None:
+    """Load a checkpoint's state_dict (minus `loss.*`) into `model`, strictly."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ModelError(
+            f"could not read {path}: {exc} (an incomplete download? delete it and fetch it again)"
+        ) from exc
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} holds no state_dict")
+    state = {k: v for k, v in state.items() if not k.startswith("loss.")}
+    expected = model.state_dict().keys()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise ModelError(
+            f"{path} does not fit the {type(model).__name__} architecture: "
+            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # same keys, wrong shapes
+        raise ModelError(
+            f"{path} does not fit the {type(model).__name__} architecture: {exc}"
+        ) from exc
+
+
+def _vqgan_config_beside(path: Path) -> tuple[str, dict[str, Any]]:
+    """target and params from the YAML next to a local checkpoint."""
+    from omegaconf import OmegaConf
+
+    yaml = path.with_suffix(".yaml")
+    if not yaml.is_file():
+        raise ModelError(
+            f"no config for {path}: put its YAML (model.target and model.params) at {yaml}"
+        )
+    config: Any = OmegaConf.to_container(OmegaConf.load(yaml), resolve=True)
+    try:
+        model = config["model"]
+        return model["target"], dict(model["params"])
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{yaml} lacks model.target / model.params") from exc
+
+
+def load_vqgan(name_or_path: str, device: torch.device) -> VQGAN:
+    """Load a VQGAN by registry name, tiny, random:NAME or checkpoint path, onto `device`."""
+    if name_or_path.startswith("random:"):
+        entry = _kind_entry("vqgan", name_or_path.removeprefix("random:"))
+        with _seeded():
+            model = build_vqgan(entry["target"], entry["params"])
+        return _vqgan_adapter(model, name_or_path, device)
+    if name_or_path == "tiny":
+        path = ensure_tiny_vqgan()
+        target, params = _vqgan_config_beside(path)
+    elif name_or_path in _read_registry():
+        entry = _kind_entry("vqgan", name_or_path)
+        path = _weights_path(name_or_path)
+        target, params = entry["target"], entry["params"]
+    else:
+        path = _local_file(name_or_path)
+        target, params = _vqgan_config_beside(path)
+    model = build_vqgan(target, params)
+    _load_state(model, path)
+    return _vqgan_adapter(model, name_or_path, device)
+
+
+def ensure_tiny_vqgan() -> Path:
+    """Write model_dir()/tiny/vqgan_tiny.ckpt (+ .yaml) from a fixed seed, if absent."""
+    from omegaconf import OmegaConf
+
+    ckpt = model_dir() / "tiny" / "vqgan_tiny.ckpt"
+    yaml = ckpt.with_suffix(".yaml")
+    if not yaml.is_file():
+        params = {**TINY_VQGAN["params"], "lossconfig": DUMMY_LOSS}
+        config = {"model": {"target": TINY_VQGAN["target"], "params": params}}
+        _write_atomic(yaml, lambda buf: buf.write(OmegaConf.to_yaml(config).encode()))
+    if not ckpt.is_file():
+        with _seeded():
+            model = build_vqgan(TINY_VQGAN["target"], TINY_VQGAN["params"])
+        state = {"state_dict": model.state_dict()}  # the layout Lightning checkpoints have
+        _write_atomic(ckpt, lambda buf: torch.save(state, buf))
+    return ckpt
+
+
+# --- CLIP ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide openai-clip's pkg_resources notice and TorchScript's deprecation/tracer chatter."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+def _read_clip(path: Path) -> torch.nn.Module:
+    """A clip.model.CLIP from a TorchScript archive (OpenAI's format) or a state dict."""
+    with _quiet():
+        import clip
+
+        try:
+            return clip.load(str(path), device="cpu", jit=False)[0]
+        except Exception as exc:  # clip.load reads only TorchScript: EOFError for a state dict
+            archive_error = exc
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state)
+            return clip.model.build_model(dict(state))
+        except Exception as exc:
+            raise ModelError(
+                f"could not load CLIP weights from {path}: as TorchScript: {archive_error!r}; "
+                f"as a state dict: {exc!r}"
+            ) from exc
+
+
+def _clip_adapter(module: torch.nn.Module, name: str, device: torch.device) -> CLIP:
+    model: Any = _frozen(module, device)
+    return CLIP(model, name, model.visual.input_resolution)
+
+
+def build_clip(params: dict[str, Any]) -> torch.nn.Module:
+    """An untrained clip.model.CLIP from its constructor arguments."""
+    with _quiet():
+        from clip.model import CLIP as ClipModel
+
+    return ClipModel(**params)
+
+
+def load_clip(name_or_path: str, device: torch.device) -> CLIP:
+    """Load CLIP by registry name, tiny, random:NAME or weights path, onto `device`."""
+    if name_or_path.startswith("random:"):
+        entry = _kind_entry("clip", name_or_path.removeprefix("random:"))
+        with _seeded():
+            model = build_clip(entry["params"])
+        return _clip_adapter(model, name_or_path, device)
+    if name_or_path == "tiny":
+        path = ensure_tiny_clip()
+    elif name_or_path in _read_registry():
+        _kind_entry("clip", name_or_path)
+        path = _weights_path(name_or_path)
+    else:
+        path = _local_file(name_or_path)
+    return _clip_adapter(_read_clip(path), name_or_path, device)
+
+
+def ensure_tiny_clip() -> Path:
+    """Write model_dir()/tiny/clip_tiny.pt, a traced TorchScript archive, if absent."""
+    path = model_dir() / "tiny" / "clip_tiny.pt"
+    if path.is_file():
+        return path
+    with _quiet():
+        import clip
+
+        with _seeded():
+            model = build_clip(TINY_CLIP).eval()
+        # OpenAI ships fp16 weights and build_model() casts to fp16 on load: round now so
+        # that the file reads back exactly.
+        clip.model.convert_weights(model)
+        model.float()
+        example = (torch.zeros(1, 3, 224, 224), clip.tokenize(["a doorway"]))
+        traced = torch.jit.trace(model, example, check_trace=False)
+        _write_atomic(path, lambda buf: torch.jit.save(traced, buf))
+    return path
+
+
+# --- helpers for the loaders --------------------------------------------------------------
+
+
+def _kind_entry(kind: str, name: str) -> dict[str, Any]:
+    """The registry entry `name`, which must be of `kind`."""
+    entry = _entry(name)
+    if entry["kind"] != kind:
+        raise ModelError(f"{name} is a {entry['kind']} model, not a {kind} model")
+    return entry
+
+
+def _weights_path(name: str) -> Path:
+    """The downloaded weights of registry entry `name`, or ModelMissing."""
+    path = model_paths(name)[0]
+    if not path.is_file():
+        raise ModelMissing(name, path)
+    return path
+
+
+def _local_file(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"no such file: {path} (and {name_or_path!r} is no registry model)")
+    return path.resolve()
