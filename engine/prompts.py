@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 # The weight is the last `:NUMBER` of a part. The text before it is kept verbatim (stripped).
 _WEIGHT = re.compile(
-    r"^(?P<text>.*?)\s*:\s*(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+    r"^(?P<text>.*?)\s*:\s*(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$",
+    re.DOTALL,
 )
 _WHOLE = re.compile(r"\d+")
 

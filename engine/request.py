@@ -221,16 +221,24 @@ class Request:
 
     def to_call_string(self) -> str:
         """A shell-safe `doorways generate …` line that reproduces this request."""
-        words = ["doorways", "generate", render_prompts(self.prompts)]
+        prompts = render_prompts(self.prompts)
+        words = ["doorways", "generate"]
         defaults = _defaults()
         for f in fields(self)[1:]:
             value = getattr(self, f.name)
-            if f.name not in _ALWAYS_RENDERED and value == defaults[f.name]:
+            if value is None or (f.name not in _ALWAYS_RENDERED and value == defaults[f.name]):
                 continue
-            if value is None:
-                continue
-            words.append(f.metadata["flag"])
-            words.extend(_render_value(f.name, value))
+            rendered = _render_value(f.name, value)
+            if len(rendered) == 1 and rendered[0].startswith("-"):
+                words.append(f"{f.metadata['flag']}={rendered[0]}")  # else read as an option
+            else:
+                words += [f.metadata["flag"], *rendered]
+        # A prompt that starts with `-` must follow `--`, or it would read as an option.
+        words = (
+            [*words[:2], prompts, *words[2:]]
+            if not prompts.startswith("-")
+            else [*words, "--", prompts]
+        )
         return shlex.join(words)
 
     @classmethod

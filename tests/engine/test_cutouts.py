@@ -1,0 +1,92 @@
+"""Cutout geometry: mirrored pairs, sizes, augmentation sharing, resampling."""
+
+import torch
+
+from engine.cutouts import homography, render_cutouts, sample_augmentations, sample_cutouts
+
+
+def _generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_pairs_mirror_inside_the_image() -> None:
+    """The second of a pair sits at W - x - s, same y and size, inside the canvas."""
+    width, height = 200, 120
+    cuts = sample_cutouts(width, height, 32, 1.0, 30, 0.5, _generator())
+    assert cuts.n_pairs == 8 and cuts.boxes.shape == (32, 3)
+    x, y, s = cuts.boxes.unbind(1)
+    assert (x >= 0).all() and (y >= 0).all() and (x + s <= width).all() and (y + s <= height).all()
+    assert (s >= 30).all() and (s <= 120).all()
+    first, second = cuts.pairs.unbind(1)
+    assert torch.equal(x[second], width - x[first] - s[first])
+    assert torch.equal(y[second], y[first]) and torch.equal(s[second], s[first])
+    assert cuts.flipped[second].all() and not cuts.flipped[first].any()
+    assert not cuts.flipped[16:].any()
+    centres = cuts.centres_x
+    assert torch.allclose(centres[first] + centres[second], torch.ones(8))
+
+
+def test_no_mirror_no_pairs() -> None:
+    """With mirror 0 every cutout is free."""
+    cuts = sample_cutouts(64, 64, 8, 1.0, 16, 0.0, _generator())
+    assert cuts.n_pairs == 0 and cuts.pairs.shape == (0, 2) and not cuts.flipped.any()
+
+
+def test_cut_pow_shifts_sizes() -> None:
+    """A higher cut power favours smaller cutouts."""
+    big = sample_cutouts(256, 256, 200, 0.5, 16, 0.0, _generator()).boxes[:, 2].mean()
+    small = sample_cutouts(256, 256, 200, 3.0, 16, 0.0, _generator()).boxes[:, 2].mean()
+    assert small < big
+
+
+def test_pairs_share_augmentation() -> None:
+    """Both cutouts of a pair get identical augmentation parameters."""
+    cuts = sample_cutouts(128, 64, 12, 1.0, 16, 1.0, _generator())
+    augs = sample_augmentations(cuts, ("affine", "perspective", "noise", "blur"), 32, _generator())
+    first, second = cuts.pairs.unbind(1)
+    assert torch.equal(augs.homographies[first], augs.homographies[second])
+    assert augs.noise is not None and augs.blurred is not None
+    assert torch.equal(augs.noise[first], augs.noise[second])
+    assert torch.equal(augs.blurred[first], augs.blurred[second])
+    # Different pairs draw differently.
+    assert not torch.equal(augs.homographies[0], augs.homographies[2])
+
+
+def test_mirror_symmetric_canvas_gives_identical_pairs() -> None:
+    """On a mirror-symmetric canvas the flipped twin of a cutout equals the cutout."""
+    left = torch.rand(1, 3, 96, 80, generator=_generator(3))
+    canvas = torch.cat([left, left.flip(-1)], dim=-1)  # (1, 3, 96, 160)
+    cuts = sample_cutouts(160, 96, 16, 1.0, 24, 1.0, _generator(4))
+    augs = sample_augmentations(cuts, ("affine", "perspective", "noise", "blur"), 32, _generator(5))
+    out = render_cutouts(canvas, cuts, augs, 32)
+    assert out.shape == (16, 3, 32, 32)
+    first, second = cuts.pairs.unbind(1)
+    assert torch.allclose(out[first], out[second], atol=1e-5)
+
+
+def test_plain_cutout_is_the_crop() -> None:
+    """Without augmentation a cutout at its own size is exactly the cropped pixels."""
+    canvas = torch.rand(1, 3, 40, 60, generator=_generator(6))
+    cuts = sample_cutouts(60, 40, 4, 1.0, 16, 0.0, _generator(7))
+    cuts = type(cuts)(torch.tensor([[5.0, 7.0, 16.0]] * 4), cuts.flipped, 0, 60, 40)
+    augs = sample_augmentations(cuts, (), 16, _generator())
+    out = render_cutouts(canvas, cuts, augs, 16)
+    assert torch.allclose(out[0], canvas[0, :, 7:23, 5:21], atol=1e-5)
+
+
+def test_render_is_differentiable() -> None:
+    """Gradients flow from the cutouts back to the canvas."""
+    canvas = torch.rand(1, 3, 64, 64, requires_grad=True)
+    cuts = sample_cutouts(64, 64, 6, 1.0, 16, 0.5, _generator())
+    augs = sample_augmentations(cuts, ("affine", "noise"), 24, _generator())
+    render_cutouts(canvas, cuts, augs, 24).sum().backward()
+    assert canvas.grad is not None and canvas.grad.abs().sum() > 0
+
+
+def test_homography_maps_corners() -> None:
+    """The solved homography takes each source corner onto its destination."""
+    src = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]])
+    dst = src + torch.tensor([[[0.1, 0.0], [0.0, 0.2], [-0.1, 0.05], [0.05, -0.1]]])
+    h = homography(src, dst)
+    points = torch.cat([src, torch.ones(1, 4, 1)], dim=-1) @ h.transpose(1, 2)
+    assert torch.allclose(points[..., :2] / points[..., 2:], dst, atol=1e-5)

@@ -1,0 +1,110 @@
+"""The method's losses on constructed images and vectors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine import losses
+
+
+def _mirror_symmetric(height: int = 32, width: int = 48, seed: int = 0) -> torch.Tensor:
+    """A random (1, 3, H, W) image whose right half mirrors its left half."""
+    left = torch.rand(1, 3, height, width // 2, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([left, left.flip(-1)], dim=-1)
+
+
+def test_symmetry_losses_vanish_on_a_mirror_image() -> None:
+    """Tone and Sobel losses are 0 on a mirror-symmetric image."""
+    image = _mirror_symmetric()
+    assert losses.tone_symmetry_loss(image, 2.0).item() == pytest.approx(0, abs=1e-6)
+    assert losses.sobel_symmetry_loss(image, 2.0).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_symmetry_losses_are_positive_otherwise() -> None:
+    """A lopsided image (bright left, detailed right) scores above zero on both."""
+    image = torch.zeros(1, 3, 32, 48)
+    image[..., :24] = 0.8
+    image[..., 30:, :] = torch.rand(1, 3, 2, 48)
+    image[..., 24:] = torch.rand(1, 3, 32, 24, generator=torch.Generator().manual_seed(1))
+    assert losses.tone_symmetry_loss(image, 2.0).item() > 0.05
+    assert losses.sobel_symmetry_loss(image, 2.0).item() > 0.01
+
+
+def test_semantic_loss_is_zero_for_parallel_differences() -> None:
+    """When each pair's patch-minus-text offsets point the same way, the loss is 0."""
+    mixed = F.normalize(torch.randn(4, 8), dim=-1)
+    offset = torch.randn(8)
+    embeds = mixed + torch.stack([offset, 2 * offset, 0.5 * offset, 3 * offset])
+    pairs = torch.tensor([[0, 1], [2, 3]])
+    assert losses.semantic_symmetry_loss(embeds, mixed, pairs).item() == pytest.approx(0, abs=1e-6)
+    opposite = mixed + torch.stack([offset, -offset, offset, -offset])
+    assert losses.semantic_symmetry_loss(opposite, mixed, pairs).item() == pytest.approx(2)
+
+
+def test_semantic_loss_without_pairs_is_zero() -> None:
+    """No mirrored pairs, nothing to compare."""
+    embeds = torch.randn(3, 8)
+    assert losses.semantic_symmetry_loss(embeds, embeds, torch.zeros(0, 2, dtype=torch.long)) == 0
+
+
+@pytest.mark.parametrize("mode", ["linear", "smooth"])
+@pytest.mark.parametrize("anchors", [[0.0, 1.0], [0.0, 0.5, 1.0], [0.2, 0.3, 0.9], [0.25, 0.75]])
+def test_placement_weights(mode: str, anchors: list[float]) -> None:
+    """Weights sum to 1 everywhere and equal 1 at their own anchor."""
+    anchor_tensor = torch.tensor(anchors)
+    x = torch.linspace(0, 1, 101)
+    weights = losses.placement_weights(x, anchor_tensor, mode)
+    assert torch.allclose(weights.sum(1), torch.ones(101))
+    assert (weights >= 0).all()
+    at_anchors = losses.placement_weights(anchor_tensor, anchor_tensor, mode)
+    assert torch.allclose(at_anchors, torch.eye(len(anchors)))
+
+
+def test_smooth_placement_is_flat_near_anchors() -> None:
+    """Smooth interpolation hands over more slowly near an anchor than linear does."""
+    anchors = torch.tensor([0.0, 1.0])
+    near = torch.tensor([0.1])
+    linear = losses.placement_weights(near, anchors, "linear")[0, 0]
+    smooth = losses.placement_weights(near, anchors, "smooth")[0, 0]
+    assert smooth > linear
+
+
+def test_prompt_loss_follows_placement() -> None:
+    """A cutout placed wholly on prompt 0 is scored against prompt 0 only."""
+    targets = F.normalize(torch.randn(2, 8), dim=-1)
+    embeds = targets.clone()  # cutout i looks exactly like prompt i
+    weights = torch.ones(2)
+    ones = torch.ones(2)
+    matched = losses.prompt_loss(embeds, targets, weights, torch.eye(2), ones)
+    swapped = losses.prompt_loss(embeds, targets, weights, torch.eye(2).flip(0), ones)
+    assert matched.item() == pytest.approx(0, abs=1e-5)
+    assert swapped.item() > 0.1
+
+
+def test_spherical_distance() -> None:
+    """0 for equal vectors, (π/2)²/2 for orthogonal ones."""
+    a = torch.tensor([1.0, 0.0])
+    b = torch.tensor([0.0, 1.0])
+    assert losses.spherical_distance(a, a).item() == pytest.approx(0, abs=1e-6)
+    assert losses.spherical_distance(a, b).item() == pytest.approx(2 * (torch.pi / 4) ** 2)
+
+
+def test_size_weights() -> None:
+    """Positive emphasis favours large cutouts, negative small ones; mean stays 1."""
+    sizes = torch.tensor([0.25, 0.5, 1.0])
+    large = losses.size_weights(sizes, 1.0)
+    small = losses.size_weights(sizes, -1.0)
+    assert large.mean().item() == pytest.approx(1) and small.mean().item() == pytest.approx(1)
+    assert large[2] > large[0] and small[0] > small[2]
+    assert torch.allclose(losses.size_weights(sizes, 0.0), torch.ones(3))
+
+
+def test_gaussian_blur_keeps_constants_and_mirrors() -> None:
+    """Blurring a flat image changes nothing; blurring commutes with flipping."""
+    flat = torch.full((1, 1, 20, 30), 0.3)
+    assert torch.allclose(losses.gaussian_blur(flat, 3.0), flat)
+    image = torch.rand(1, 3, 20, 30)
+    assert torch.allclose(
+        losses.gaussian_blur(image.flip(-1), 2.0), losses.gaussian_blur(image, 2.0).flip(-1),
+        atol=1e-6,
+    )  # fmt: skip
