@@ -17,6 +17,7 @@ import requests
 from tqdm import tqdm
 
 CHUNK = 1 << 20  # bytes per read from the socket and per hash update
+LARGE = 1 << 20  # files at least this big are size-checked when they have no sha256
 
 
 class DownloadError(RuntimeError):
@@ -52,14 +53,21 @@ def _unreachable(url: str, dest: Path, exc: BaseException) -> DownloadError:
 
 
 def fetch(
-    url: str, dest: Path, *, sha256: str | None = None, progress: bool = True, timeout: float = 30
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    approx_size: int | None = None,
+    progress: bool = True,
+    timeout: float = 30,
 ) -> Path:
     """Download `url` to `dest` unless it is already there; return `dest`.
 
     Bytes go to `dest` + ".part" first; a `.part` left by an interrupted run is resumed
     with an HTTP Range request (a server that ignores Range makes us start over). When
-    `sha256` is given the finished file is checked and, on a mismatch, deleted. Only a
-    complete, verified file is renamed to `dest`, so `dest` existing means "done".
+    `sha256` is given the finished file is checked and, on a mismatch, deleted; without
+    one, a file far smaller than `approx_size` (an error page served as 200) is deleted.
+    Only a complete, checked file is renamed to `dest`, so `dest` existing means "done".
     """
     if dest.exists():
         return dest
@@ -70,6 +78,14 @@ def fetch(
             break
     else:
         raise DownloadError(f"the server keeps refusing to resume {url}; delete {part} and retry")
+    size = part.stat().st_size
+    far_too_small = approx_size is not None and approx_size >= LARGE and size < approx_size // 2
+    if sha256 is None and far_too_small:
+        part.unlink()
+        raise DownloadError(
+            f"{url} sent {size} bytes where about {approx_size} were expected, probably an "
+            f"error page; it was deleted: download the file yourself and place it at {dest}"
+        )
     if sha256 is not None:
         actual = sha256_of(part)
         if actual != sha256.lower():

@@ -213,11 +213,17 @@ def download(
     for f in entry["files"]:
         dest = model_dir() / f["name"]
         try:
-            paths.append(
-                fetch(f["url"], dest, sha256=f.get("sha256"), progress=progress, timeout=timeout)
+            path = fetch(
+                f["url"],
+                dest,
+                sha256=f.get("sha256"),
+                approx_size=f.get("size_bytes"),
+                progress=progress,
+                timeout=timeout,
             )
         except DownloadError as exc:
             raise ModelError(str(exc)) from exc
+        paths.append(path)
     return paths
 
 

@@ -522,6 +522,17 @@ def test_download_checksum_mismatch_deletes_the_file(
     assert list(empty_model_dir.iterdir()) == []
 
 
+def test_download_without_checksum_rejects_a_tiny_answer(
+    file_server: FileServer, empty_model_dir: Path
+) -> None:
+    """With no sha256, a file far smaller than expected (an error page) is deleted."""
+    entry = file_server.entry("w.ckpt", sha256={"w.ckpt": None})
+    entry["files"][0]["size_bytes"] = 100 << 20
+    with pytest.raises(ModelError, match="probably an error page"):
+        models.download("local", entry=entry, progress=False)
+    assert list(empty_model_dir.iterdir()) == []
+
+
 def test_download_http_error(file_server: FileServer, empty_model_dir: Path) -> None:
     """A 404 is a ModelError naming the status and where to put the file."""
     with pytest.raises(ModelError, match="HTTP 404"):
