@@ -1,0 +1,593 @@
+"""FakeDiscord: the world, the REST API and the gateway on one loopback port, plus the driver a
+test (or a playground UI) uses to act as people: run commands, click buttons, react, talk.
+
+    async with FakeDiscord() as fake:
+        restore = point_discord_py_at(fake.base_url)
+        ...  # start a discord.py bot with fake.token, then drive it:
+        reply = await (await fake.slash(fake.owner, fake.channel, "ping")).wait_response()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from . import commands, errors
+from .changes import Change, ChangeFeed
+from .commands import CommandType
+from .effects import Effects
+from .gateway import PRIVILEGED_INTENTS, Gateway, application_flags
+from .interactions import Interaction, Interactions, InteractionType, Resolved
+from .ratelimits import Fault, Limit, Traffic
+from .rest import RestApi
+from .state import (
+    DEFAULT_UPLOAD_LIMIT,
+    Channel,
+    Emoji,
+    Guild,
+    Member,
+    Message,
+    Overwrite,
+    Permission,
+    Role,
+    Upload,
+    User,
+    World,
+    walk_components,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SELECT_TYPES = {3, 5, 6, 7, 8}  # string, user, role, mentionable, channel selects
+
+
+class FakeDiscord:
+    """A local Discord for one bot: REST at ``api_base``, gateway at ``gateway_url``.
+
+    It starts with an owner, the bot, one guild (``guild``) with one text channel
+    (``channel``); add more with the ``create_*`` methods (they tell a connected bot).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-bot-token",
+        bot_name: str = "Doorways",
+        upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+        response_timeout: float = 3.0,
+        token_ttl: float = 15 * 60.0,
+        privileged_intents: int = int(PRIVILEGED_INTENTS),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.token = token
+        self.host = host
+        self.port = port
+        self.world = World(bot_name=bot_name)
+        self.changes = ChangeFeed()
+        self.gateway = Gateway(
+            self.world, self.changes, token=token, privileged_intents=privileged_intents
+        )
+        self.effects = Effects(self.world, self.gateway, self.changes)
+        self.interactions = Interactions(
+            self.world,
+            self.effects,
+            self.gateway,
+            self.changes,
+            upload_limit=upload_limit,
+            response_timeout=response_timeout,
+            token_ttl=token_ttl,
+        )
+        self.traffic = Traffic()
+        self.rest = RestApi(
+            self.world,
+            self.effects,
+            self.interactions,
+            self.traffic,
+            token=token,
+            upload_limit=upload_limit,
+            application_flags=application_flags(privileged_intents),
+            gateway_url=lambda: self.gateway_url,
+        )
+        self.upload_limit = upload_limit
+        self._runner: web.AppRunner | None = None
+        self.guild = self.world.add_guild("Doorways Test", self.world.application.owner)
+        self.channel = self.world.add_channel(self.guild, "general")
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve on ``host`` (loopback) at ``port`` (0: a free one, then stored in ``port``)."""
+        if self._runner is not None:
+            raise RuntimeError("FakeDiscord is already running")
+        app = web.Application(client_max_size=self.upload_limit * 11 + (1 << 20))
+        self.rest.install(app)
+        app.router.add_get("/", self.gateway.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
+        self.port = sockets[0].getsockname()[1]
+        self._runner = runner
+        self.world.base_url = self.base_url
+        self.gateway.url = self.gateway_url
+        log.info("FakeDiscord listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Close bot connections (code 1001) and stop serving."""
+        if self._runner is None:
+            return
+        await self.gateway.close_all()
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        """What discord.http.Route.BASE should be (the DISCORD_API_BASE setting)."""
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """What DiscordWebSocket.DEFAULT_GATEWAY should be (the DISCORD_GATEWAY_URL setting)."""
+        return f"ws://{self.host}:{self.port}/"
+
+    # The cast ---------------------------------------------------------------------------------
+
+    @property
+    def bot_user(self) -> User:
+        return self.world.bot
+
+    @property
+    def owner(self) -> User:
+        """The guild owner (has every permission)."""
+        return self.world.application.owner
+
+    @property
+    def application_id(self) -> int:
+        return self.world.application.id
+
+    @property
+    def bot_connected(self) -> bool:
+        return self.gateway.connected
+
+    def create_user(
+        self, username: str, *, guild: Guild | None = None, roles: Sequence[Role] = ()
+    ) -> User:
+        """A person; joins ``guild`` (default: the default guild) with ``roles``."""
+        user = self.world.add_user(username)
+        self.add_member(guild or self.guild, user, roles)
+        return user
+
+    def create_guild(self, name: str, *, owner: User | None = None) -> Guild:
+        guild = self.world.add_guild(name, owner or self.owner)
+        self.effects.guild_created(guild)
+        return guild
+
+    def create_channel(
+        self, name: str, *, guild: Guild | None = None, topic: str | None = None
+    ) -> Channel:
+        channel = self.world.add_channel(guild or self.guild, name, topic=topic)
+        self.effects.channel_created(channel)
+        return channel
+
+    def create_role(self, name: str, permissions: int = 0, *, guild: Guild | None = None) -> Role:
+        guild = guild or self.guild
+        role = self.world.add_role(guild, name, permissions)
+        self.effects.role_created(guild, role)
+        return role
+
+    def add_member(self, guild: Guild, user: User, roles: Sequence[Role] = ()) -> Member:
+        member = self.world.add_member(guild, user, list(roles))
+        self.effects.member_added(guild, member)
+        return member
+
+    def set_roles(self, user: User, roles: Sequence[Role], *, guild: Guild | None = None) -> Member:
+        guild = guild or self.guild
+        member = self.world.member(guild, user.id)
+        member.role_ids = [r.id for r in roles]
+        self.effects.member_updated(guild, member)
+        return member
+
+    def set_overwrite(
+        self, channel: Channel, target: Role | User, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Set a channel permission overwrite for a role or a member (no gateway event yet)."""
+        kind = 0 if isinstance(target, Role) else 1
+        channel.overwrites = [o for o in channel.overwrites if (o.type, o.id) != (kind, target.id)]
+        channel.overwrites.append(Overwrite(target.id, kind, allow, deny))
+
+    def dm_channel(self, user: User) -> Channel:
+        """The DM channel between ``user`` and the bot."""
+        return self.world.dm_with(user)
+
+    # Acting as people -------------------------------------------------------------------------
+
+    async def slash(
+        self,
+        user: User,
+        channel: Channel,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+        group: str | None = None,
+        locale: str = "en-US",
+    ) -> Interaction:
+        """Run ``/name [group] [subcommand] options...`` as ``user``; options are typed from the
+        registered schema (users, roles, channels as objects, files as ``Upload``)."""
+        command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT)
+        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        built = commands.build_options(
+            command, options or {}, resolved, subcommand=subcommand, group=group
+        )
+        data = self._command_data(command, options=built, resolved=resolved.payload())
+        return self._open(InteractionType.APPLICATION_COMMAND, user, channel, data, locale=locale)
+
+    async def autocomplete(
+        self,
+        user: User,
+        channel: Channel,
+        name: str,
+        focused: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+        group: str | None = None,
+        timeout: float = 3.0,
+    ) -> list[dict[str, Any]]:
+        """Type into option ``focused`` (its text is ``options[focused]``, default empty) and
+        return the choices the bot offers."""
+        command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT)
+        values = {focused: "", **(options or {})}
+        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        built = commands.build_options(
+            command, values, resolved, subcommand=subcommand, group=group, focused=focused
+        )
+        data = self._command_data(command, options=built, resolved=resolved.payload())
+        interaction = self._open(InteractionType.AUTOCOMPLETE, user, channel, data)
+        response = await interaction.wait_response(timeout)
+        return response.choices
+
+    async def click(self, user: User, message: Message, custom_id: str) -> Interaction:
+        """Press the button ``custom_id`` on ``message``."""
+        component = self._component(user, message, custom_id)
+        if component.get("type") != 2:
+            raise ValueError(
+                f"{custom_id!r} is a component of type {component.get('type')}, not a button"
+            )
+        data = {"custom_id": custom_id, "component_type": 2}
+        return self._open(
+            InteractionType.MESSAGE_COMPONENT,
+            user,
+            self._channel_of(message),
+            data,
+            message=message,
+        )
+
+    async def select(
+        self, user: User, message: Message, custom_id: str, values: Sequence[Any]
+    ) -> Interaction:
+        """Pick ``values`` in the select menu ``custom_id`` (option values for a string select;
+        users, roles or channels for the others)."""
+        component = self._component(user, message, custom_id)
+        kind = int(component.get("type", 0))
+        if kind not in _SELECT_TYPES:
+            raise ValueError(f"{custom_id!r} is a component of type {kind}, not a select menu")
+        low, high = component.get("min_values", 1), component.get("max_values", 1)
+        if not low <= len(values) <= high:
+            raise ValueError(f"select {custom_id!r} takes {low}..{high} values, not {len(values)}")
+        channel = self._channel_of(message)
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": kind}
+        if kind == 3:
+            allowed = [o["value"] for o in component.get("options", [])]
+            if unknown := [v for v in values if v not in allowed]:
+                raise ValueError(
+                    f"select {custom_id!r} has no option(s) {unknown}; it has {allowed}"
+                )
+            data["values"] = list(values)
+        else:
+            resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+            pick = {5: resolved.user, 6: resolved.role, 7: resolved.mentionable}.get(kind)
+            data["values"] = [pick(v) if pick else resolved.channel(v) for v in values]
+            data["resolved"] = resolved.payload()
+        return self._open(InteractionType.MESSAGE_COMPONENT, user, channel, data, message=message)
+
+    async def context_menu(self, user: User, message: Message, name: str) -> Interaction:
+        """Run the message command ``name`` on ``message`` (Apps > name)."""
+        channel = self._channel_of(message)
+        command = self._usable_command(user, channel, name, CommandType.MESSAGE)
+        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        resolved.message(message, user)
+        data = self._command_data(command, target_id=str(message.id), resolved=resolved.payload())
+        return self._open(InteractionType.APPLICATION_COMMAND, user, channel, data)
+
+    async def user_context_menu(
+        self, user: User, channel: Channel, target: User, name: str
+    ) -> Interaction:
+        """Run the user command ``name`` on ``target`` from ``channel``."""
+        command = self._usable_command(user, channel, name, CommandType.USER)
+        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        resolved.user(target)
+        data = self._command_data(command, target_id=str(target.id), resolved=resolved.payload())
+        return self._open(InteractionType.APPLICATION_COMMAND, user, channel, data)
+
+    async def submit_modal(
+        self, interaction: Interaction, values: Mapping[str, str | Sequence[str]]
+    ) -> Interaction:
+        """Fill in and submit the modal the bot answered ``interaction`` with (text inputs by
+        custom_id; a list for a string select)."""
+        modal = interaction.modal
+        if modal is None:
+            raise ValueError(f"interaction {interaction.id} was not answered with a modal")
+        fields = {
+            c["custom_id"]: c for c in walk_components(modal["components"]) if "custom_id" in c
+        }
+        if unknown := set(values) - set(fields):
+            raise ValueError(
+                f"the modal has no field(s) {sorted(unknown)}; it has {sorted(fields)}"
+            )
+        for custom_id, field in fields.items():
+            if field.get("type") == 4 and field.get("required", True) and not values.get(custom_id):
+                raise ValueError(f"the modal field {custom_id!r} is required")
+        data = {
+            "custom_id": modal["custom_id"],
+            "components": _submitted(modal["components"], values),
+        }
+        return self._open(
+            InteractionType.MODAL_SUBMIT,
+            interaction.user,
+            interaction.channel,
+            data,
+            message=interaction.message,
+        )
+
+    async def react(self, user: User, message: Message, emoji: str) -> None:
+        """Add ``user``'s reaction (unicode, or ``name:id`` for a custom emoji)."""
+        channel = self._channel_of(message)
+        self._visible(user, message)
+        parsed = Emoji.parse(emoji)
+        needed = Permission.READ_MESSAGE_HISTORY
+        if message.reaction(parsed) is None:
+            needed |= Permission.ADD_REACTIONS
+        self.effects.require(user, channel, needed)
+        if message.ephemeral:
+            raise ValueError("nobody can react to an ephemeral message")
+        self.effects.add_reaction(message, user, parsed)
+
+    async def unreact(self, user: User, message: Message, emoji: str) -> None:
+        self.effects.remove_reaction(message, user, Emoji.parse(emoji))
+
+    async def send_message(
+        self,
+        user: User,
+        channel: Channel,
+        content: str = "",
+        *,
+        attachments: Sequence[Upload] = (),
+        embeds: Sequence[dict[str, Any]] = (),
+        reply_to: Message | None = None,
+    ) -> Message:
+        """Post a message as ``user`` (MESSAGE_CREATE reaches the bot if its intents ask)."""
+        needed = Permission.SEND_MESSAGES | (Permission.ATTACH_FILES if attachments else 0)
+        self.effects.require(user, channel, needed)
+        for upload in attachments:
+            if len(upload.data) > self.upload_limit:
+                raise errors.too_large(self.upload_limit)
+        body: dict[str, Any] = {"content": content, "embeds": list(embeds)}
+        if reply_to is not None:
+            body["message_reference"] = {
+                "message_id": str(reply_to.id),
+                "channel_id": str(reply_to.channel_id),
+            }
+        return self.effects.post_message(channel, user, body, attachments)
+
+    async def start_typing(self, user: User, channel: Channel) -> None:
+        self.effects.require(user, channel, Permission.SEND_MESSAGES)
+        self.effects.typing(channel, user)
+
+    def request_reconnect(self) -> None:
+        """Ask the bot to reconnect and RESUME (Discord's op 7)."""
+        self.gateway.request_reconnect()
+
+    # Trouble on purpose -----------------------------------------------------------------------
+
+    def rate_limit(
+        self, route: str, *, limit: int, per: float = 1.0, method: str | None = None
+    ) -> Limit:
+        """Answer 429 past ``limit`` requests per ``per`` s on ``route`` (a discord.py Route
+        path such as ``/channels/{channel_id}/messages``)."""
+        return self.traffic.limit(route, limit=limit, per=per, method=method)
+
+    def fail_next(
+        self,
+        route: str,
+        *,
+        status: int = 500,
+        code: int = 0,
+        message: str = "Internal Server Error",
+        method: str | None = None,
+        times: int = 1,
+    ) -> Fault:
+        """Answer the next ``times`` requests to ``route`` with this error."""
+        return self.traffic.fail_next(
+            route, status=status, code=code, message=message, method=method, times=times
+        )
+
+    # Looking ----------------------------------------------------------------------------------
+
+    def messages(self, channel: Channel, *, visible_to: User | None = None) -> list[Message]:
+        """The channel's messages, oldest first, plus ``visible_to``'s ephemeral ones."""
+        found = self.world.history(channel)
+        if visible_to is not None:
+            found += [
+                m
+                for m in self.world.messages.values()
+                if m.channel_id == channel.id and m.visible_to == visible_to.id and not m.deleted
+            ]
+        return sorted(found, key=lambda m: m.id)
+
+    def message(self, message_id: int) -> Message:
+        return self.world.messages[message_id]
+
+    def commands(self, guild: Guild | None = None) -> list[dict[str, Any]]:
+        """The registered commands: global ones, or ``guild``'s."""
+        return list(self.world.commands.get(None if guild is None else guild.id, []))
+
+    @property
+    def unknown_requests(self) -> list[str]:
+        """``"METHOD /path"`` of every request that hit a route the fake does not implement."""
+        return self.rest.unknown_requests
+
+    async def wait_for(
+        self, predicate: Callable[[Change], bool], *, timeout: float = 5.0, after: int | None = None
+    ) -> Change:
+        """The first change (after cursor ``after``, default now) matching ``predicate``."""
+        return await self.changes.wait_for(predicate, timeout=timeout, after=after)
+
+    async def wait_until(
+        self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition"
+    ) -> T:
+        """``check()`` once it returns something other than None (re-checked on each change)."""
+        return await self.changes.wait_until(check, timeout=timeout, what=what)
+
+    async def wait_for_message(
+        self,
+        channel: Channel,
+        predicate: Callable[[Message], bool] = lambda m: True,
+        *,
+        timeout: float = 5.0,
+        visible_to: User | None = None,
+    ) -> Message:
+        """The newest message of ``channel`` matching ``predicate``, already there or to come."""
+
+        def find() -> Message | None:
+            return next(
+                (
+                    m
+                    for m in reversed(self.messages(channel, visible_to=visible_to))
+                    if predicate(m)
+                ),
+                None,
+            )
+
+        return await self.wait_until(
+            find, timeout=timeout, what=f"a matching message in #{channel.name}"
+        )
+
+    async def wait_for_bot(self, timeout: float = 5.0) -> None:
+        """Until a bot has identified (or resumed) on the gateway."""
+        await self.wait_until(
+            lambda: True if self.gateway.connected else None,
+            timeout=timeout,
+            what="a bot to connect",
+        )
+
+    # Helpers ----------------------------------------------------------------------------------
+
+    def _open(
+        self,
+        type: InteractionType,
+        user: User,
+        channel: Channel,
+        data: dict[str, Any],
+        *,
+        message: Message | None = None,
+        locale: str = "en-US",
+    ) -> Interaction:
+        if not self.gateway.connected:
+            raise RuntimeError("no bot is connected to FakeDiscord's gateway")
+        return self.interactions.open(type, user, channel, data, message=message, locale=locale)
+
+    def _usable_command(
+        self, user: User, channel: Channel, name: str, kind: CommandType
+    ) -> dict[str, Any]:
+        """The command ``user`` sees under ``name`` in ``channel``, as Discord's client would
+        offer it (respecting default_member_permissions and contexts)."""
+        command = commands.find(self.world, channel.guild_id, name, kind)
+        self.effects.require(user, channel, Permission.USE_APPLICATION_COMMANDS)
+        contexts: Iterable[int] | None = command.get("contexts")
+        context = 1 if channel.is_dm else 0
+        if contexts is not None and context not in contexts:
+            raise ValueError(f"command {name!r} is not offered in {'DMs' if context else 'guilds'}")
+        if channel.is_dm and command.get("dm_permission") is False:
+            raise ValueError(f"command {name!r} is not offered in DMs")
+        needed = command.get("default_member_permissions")
+        if needed is not None and not channel.is_dm:
+            perms = self.world.permissions(user, channel)
+            if perms & int(needed) != int(needed):
+                raise PermissionError(
+                    f"{user.username} lacks the permissions {int(needed)} that {name!r} needs"
+                )
+        return command
+
+    def _command_data(self, command: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": command["name"],
+            "type": command["type"],
+        }
+        data.update({k: v for k, v in fields.items() if v})
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return data
+
+    def _channel_of(self, message: Message) -> Channel:
+        return self.world.channel(message.channel_id)
+
+    def _visible(self, user: User, message: Message) -> None:
+        if message.deleted or (message.ephemeral and message.visible_to != user.id):
+            raise ValueError(f"{user.username} cannot see message {message.id}")
+
+    def _component(self, user: User, message: Message, custom_id: str) -> dict[str, Any]:
+        self._visible(user, message)
+        if message.loading:
+            raise ValueError(f"message {message.id} is still loading")
+        component = message.component(custom_id)
+        if component is None:
+            raise ValueError(
+                f"message {message.id} has no component {custom_id!r}; "
+                f"it has {message.custom_ids()}"
+            )
+        if component.get("disabled"):
+            raise ValueError(f"component {custom_id!r} is disabled")
+        return component
+
+
+def _submitted(
+    components: list[dict[str, Any]], values: Mapping[str, str | Sequence[str]]
+) -> list[dict[str, Any]]:
+    """A modal's components as a submission mirrors them: rows and labels around the inputs."""
+    result: list[dict[str, Any]] = []
+    for component in components:
+        kind = component.get("type")
+        if kind == 1:
+            result.append(
+                {"type": 1, "components": _submitted(component.get("components", []), values)}
+            )
+        elif kind == 18 and isinstance(component.get("component"), dict):
+            inner = _submitted([component["component"]], values)
+            result.append({"type": 18, "component": inner[0] if inner else {}})
+        elif kind == 4:
+            value = values.get(component["custom_id"], "")
+            result.append({"type": 4, "custom_id": component["custom_id"], "value": str(value)})
+        elif kind in _SELECT_TYPES:
+            picked = values.get(component["custom_id"], [])
+            chosen = [picked] if isinstance(picked, str) else list(picked)
+            result.append({"type": kind, "custom_id": component["custom_id"], "values": chosen})
+    return result
