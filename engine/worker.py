@@ -283,6 +283,8 @@ class _ModelCache:
         """The two models, loading (after freeing the one it replaces) what is not resident."""
         from engine import models
 
+        for name in (vqgan_name, clip_name):  # fail before evicting what is resident
+            _check_downloaded(name)
         key = (vqgan_name, str(self.device))
         if self.vqgan is None or self.vqgan[0] != key:
             self.vqgan = None
@@ -300,6 +302,16 @@ class _ModelCache:
     def clear(self) -> None:
         self.vqgan = self.clip = None
         _free_memory(self.device)
+
+
+def _check_downloaded(name: str) -> None:
+    """Raise ModelMissing for a registry model whose weights are not downloaded."""
+    from engine import models
+
+    if name in models.registry():
+        path = models.model_paths(name)[0]  # the weights (load_* raises the same)
+        if not path.is_file():
+            raise models.ModelMissing(name, path)
 
 
 def _free_memory(device: torch.device) -> None:
