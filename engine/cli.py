@@ -161,17 +161,17 @@ def _generate(request: Request) -> int:
 
     request.check_inputs()
     device = models.resolve_device(request.device)
-    if "tiny" in (request.vqgan, request.clip):
-        print(TINY_NOTE, file=sys.stderr)
     vqgan = models.load_vqgan(request.vqgan, device)
     clip = models.load_clip(request.clip, device)
+    if "tiny" in (request.vqgan, request.clip):
+        print(TINY_NOTE, file=sys.stderr)
     output = Path(request.output).expanduser()
     preview_path = output.with_name(f"{output.stem}.preview.png")
     bar = tqdm(total=request.iterations, unit="it", file=sys.stderr, dynamic_ncols=True)
     with bar:
         for event in generate(request, vqgan, clip):
             if isinstance(event, Finished):
-                path = save_png(event.image, event.request, output, str(device))
+                result = event
                 break
             bar.update(1)
             # Reading the loss waits for the device, so only now and then.
@@ -179,8 +179,9 @@ def _generate(request: Request) -> int:
                 bar.set_postfix(loss=f"{event.loss_values()['total']:.4f}", refresh=False)
             if event.image is not None:
                 save_preview(event.image, preview_path)
-    print(f"saved {path} in {event.seconds:.1f} s (seed {event.request.seed})", file=sys.stderr)
-    print(f"reproduce: {event.request.to_call_string()}", file=sys.stderr)
+    path = save_png(result.image, result.request, output, str(device))
+    print(f"saved {path} in {result.seconds:.1f} s (seed {result.request.seed})", file=sys.stderr)
+    print(f"reproduce: {result.request.to_call_string()}", file=sys.stderr)
     return 0
 
 

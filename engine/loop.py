@@ -71,13 +71,13 @@ class _ClampWithGrad(torch.autograd.Function):
     """Clamp to [lo, hi], but let gradients through where they push back into range."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, lo: float, hi: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, lo: float, hi: float) -> Tensor:
         ctx.lo, ctx.hi = lo, hi
         ctx.save_for_backward(x)
         return x.clamp(lo, hi)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
         outside = (x < ctx.lo) & (grad > 0) | (x > ctx.hi) & (grad < 0)
         return grad * ~outside, None, None

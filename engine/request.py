@@ -391,7 +391,7 @@ def _check_image(path: str) -> None:
 class RequestParser(argparse.ArgumentParser):
     """An ArgumentParser that raises ValueError instead of printing and exiting."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise ValueError(message)
 
 

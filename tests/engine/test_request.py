@@ -59,20 +59,25 @@ def _literal(text: str) -> str:
 def test_defaults_are_valid_and_stable() -> None:
     """The default request is what the README documents."""
     request = Request(prompts=HEAVEN_HELL)
-    assert (request.size, request.iterations, request.lr, request.cutn) == ((450, 300), 300, 0.1, 32)
+    assert (request.size, request.iterations, request.lr, request.cutn) == (
+        (450, 300),
+        300,
+        0.1,
+        32,
+    )
     assert request.vqgan == "vqgan_imagenet_f16_16384" and request.clip == "ViT-B/32"
 
 
 def test_call_string_is_shell_safe_and_ordered() -> None:
     """The call string splits back into the same words a shell would see."""
     request = Request(
-        prompts=(Prompt("it's \"quoted\"; rm -rf $HOME"), Prompt("hell", -0.5)),
+        prompts=(Prompt('it\'s "quoted"; rm -rf $HOME'), Prompt("hell", -0.5)),
         seed=3,
         output="my pictures/out.png",
     )
     call = request.to_call_string()
     words = shlex.split(call)
-    assert words[:3] == ["doorways", "generate", "it's \"quoted\"; rm -rf $HOME | hell:-0.5"]
+    assert words[:3] == ["doorways", "generate", 'it\'s "quoted"; rm -rf $HOME | hell:-0.5']
     flags = [w for w in words if w.startswith("--")]
     assert flags == ["--size", "--iterations", "--seed", "--lr", "--cutn", "--cut-pow",
                      "--vqgan", "--clip", "--output"]  # fmt: skip
@@ -167,17 +172,17 @@ def test_call_string_errors(call: str, message: str) -> None:
 
 def test_from_dict_rejects_unknown_fields() -> None:
     """A typo in a task file or metadata is reported, not ignored."""
-    with pytest.raises(ValueError, match="unknown request field.*iteratons"):
+    with pytest.raises(ValueError, match=r"unknown request field.*iteratons"):
         Request.from_dict({"prompts": "a", "iteratons": 5})
 
 
 def test_check_inputs(tmp_path: Path) -> None:
     """Unreadable init images and unknown models are found before any work starts."""
-    with pytest.raises(ValueError, match="image not found: .*nope.png"):
+    with pytest.raises(ValueError, match=r"image not found: .*nope\.png"):
         Request(prompts=HEAVEN_HELL, init_image=str(tmp_path / "nope.png")).check_inputs()
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="cannot read image .*garbage.png"):
+    with pytest.raises(ValueError, match=r"cannot read image .*garbage\.png"):
         Request(prompts=HEAVEN_HELL, init_image=str(garbage)).check_inputs()
     with pytest.raises(ValueError, match="unknown vqgan model 'vqgan_nonesuch'"):
         Request(prompts=HEAVEN_HELL, vqgan="vqgan_nonesuch").check_inputs()

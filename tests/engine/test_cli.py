@@ -1,0 +1,128 @@
+"""The `doorways` command line, as a person runs it."""
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine import cli
+from engine.request import Request
+
+TINY = ["--vqgan", "tiny", "--clip", "tiny"]
+
+
+def doorways(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script in a fresh process."""
+    command = [str(Path(sys.executable).with_name("doorways")), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
+
+
+def test_generate_then_params_reproduces(tmp_path: Path) -> None:
+    """The issue's offline run writes the PNG, says where, and `params` prints its command."""
+    made = doorways(
+        "generate", "entrance to heaven | entrance to hell", *TINY, "--size", "128", "96",
+        "--iterations", "20", "--seed", "1", "-o", "out.png", cwd=tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "saved out.png" in made.stderr and "tiny models are untrained" in made.stderr
+    with Image.open(tmp_path / "out.png") as image:
+        assert image.size == (128, 96)
+        pixels = image.tobytes()
+
+    params = doorways("params", "out.png", cwd=tmp_path)
+    assert params.returncode == 0
+    call = params.stdout.strip()
+    assert call.startswith(
+        "doorways generate 'entrance to heaven | entrance to hell' --size 128 96"
+    )
+    assert "--seed 1" in call and "--vqgan tiny" in call
+
+    assert cli.main([*shlex.split(call)[1:], "-o", str(tmp_path / "again.png")]) == 0
+    with Image.open(tmp_path / "again.png") as again:
+        assert again.tobytes() == pixels
+
+
+def test_entrance_reproduces_pixel_for_pixel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An entrance image's call string is a plain `doorways generate` giving the same pixels."""
+    out = tmp_path / "e.png"
+    argv = ["entrance", "heaven | hell", *TINY, "--size", "128", "64", "--iterations", "10"]
+    assert cli.main([*argv, "-o", str(out)]) == 0
+    with Image.open(out) as image:
+        call, pixels = image.text["parameters"], image.tobytes()  # type: ignore[attr-defined]
+    assert call.startswith(
+        "doorways generate 'entrance to heaven by James Gurney | entrance to hell by James Gurney'"
+    )
+    for option in ("--lr 0.025", "--panorama smooth", "--mirror 0.5", "--semantic-symmetry 0.1"):
+        assert option in call
+    capsys.readouterr()
+    assert cli.main(shlex.split(call)[1:]) == 0
+    assert f"saved {tmp_path / 'e_1.png'}" in capsys.readouterr().err
+    with Image.open(tmp_path / "e_1.png") as again:
+        assert again.tobytes() == pixels
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "a", "--iterations", "lots"], "argument --iterations: invalid int value"),
+        (["generate", "a", "--size", "0", "64"], "width must be between 16 and 4096, not 0"),
+        (["generate", "a | ", *TINY], "prompt part 2 of 2 is empty"),
+        (["generate", "a", "--vqgan", "vqgan_nonesuch"], "unknown vqgan model 'vqgan_nonesuch'"),
+        (["generate", "a", *TINY, "--init-image", "missing.png"], "image not found: missing.png"),
+        (["generate", "a", "--device", "gpu"], "unknown device 'gpu'"),
+        (["generate", "a", "--optimizer", "sgd"], "invalid choice: 'sgd'"),
+        (["entrance", "heaven"], "an entrance needs two or more realms"),
+        (["entrance", "--preset", "heaven-hel"], "unknown preset 'heaven-hel' (did you mean"),
+        (["params", "nothing.png"], "no such file: nothing.png"),
+        (["models", "download", "nonesuch"], "nonesuch"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_status_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Every bad value or unknown name: one line on stderr, exit status 2, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("doorways: error: "), err
+    assert message in err
+
+
+def test_missing_model_names_the_download_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """A registry model that isn't downloaded says exactly how to get it."""
+    assert cli.main(["generate", "a", "--vqgan", "vqgan_imagenet_f16_1024", "--clip", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "doorways models download vqgan_imagenet_f16_1024" in err and err.count("\n") == 1
+
+
+def test_offline_download_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a network, `models download` says it could not reach the host and where to put it."""
+    assert cli.main(["models", "download", "ViT-B/32"]) == 2
+    err = capsys.readouterr().err
+    assert "could not reach" in err and "ViT-B-32.pt" in err
+
+
+def test_generate_help_documents_every_option() -> None:
+    """`doorways generate --help` lists every request field's flag."""
+    text = cli.build_parser()._subparsers._group_actions[0].choices["generate"].format_help()  # type: ignore[union-attr]
+    for f in fields(Request)[1:]:
+        assert f.metadata["flag"] in text
+
+
+def test_presets_and_models_list(capsys: pytest.CaptureFixture[str]) -> None:
+    """The gallery and the registry are listed."""
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "heaven-hell" in out and "Climate Apocalypse / An Uncertain But Hopeful Future" in out
+    assert cli.main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "vqgan_imagenet_f16_16384" in out and "ViT-B/32" in out and "not downloaded" in out

@@ -1,0 +1,153 @@
+"""The optimisation loop with tiny real models: events, reproducibility, losses falling."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from engine import cli, losses
+from engine.loop import Finished, Progress, generate, latent_size, quantize
+from engine.models import CLIP, VQGAN
+from engine.outputs import read_request, save_png
+from engine.prompts import Prompt
+from engine.request import Request
+
+TINY = {"vqgan": "tiny", "clip": "tiny", "device": "cpu"}
+
+
+def _run(request: Request, vqgan: VQGAN, clip: CLIP) -> tuple[list[Progress], Finished]:
+    events = list(generate(request, vqgan, clip))
+    *steps, finished = events
+    assert isinstance(finished, Finished)
+    assert all(isinstance(step, Progress) for step in steps)
+    return steps, finished  # type: ignore[return-value]
+
+
+def test_events_and_seed(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """One Progress per step, previews on schedule, then the image and the pinned seed."""
+    request = Request(
+        prompts=(Prompt("a red door"),), size=(100, 70), iterations=6, cutn=4,
+        preview_every=3, **TINY,
+    )  # fmt: skip
+    steps, finished = _run(request, tiny_vqgan, tiny_clip)
+    assert [s.iteration for s in steps] == [1, 2, 3, 4, 5, 6]
+    assert [s.image is not None for s in steps] == [False, False, True, False, False, True]
+    assert steps[2].image is not None and steps[2].image.shape == (3, 64, 96)
+    assert finished.image.shape == (3, 64, 96)  # 100×70 rounds to 6×4 tokens of 16 px
+    assert finished.image.min() >= 0 and finished.image.max() <= 1
+    assert finished.request.seed is not None and request.seed is None
+    assert set(steps[0].loss_values()) == {"prompt", "total"}
+
+
+def test_same_seed_same_pixels_and_call_string_reproduces(
+    tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 64×64 PNG carries its call string, and running that call gives identical pixels."""
+    request = Request(
+        prompts=(Prompt("entrance to heaven"), Prompt("entrance to hell")), size=(64, 64),
+        iterations=8, cutn=4, seed=7, output=str(tmp_path / "first.png"), **TINY,
+    )  # fmt: skip
+    _, finished = _run(request, tiny_vqgan, tiny_clip)
+    first = save_png(finished.image, finished.request, tmp_path / "first.png", "cpu")
+    with Image.open(first) as image:
+        call = image.text["parameters"]  # type: ignore[attr-defined]
+        pixels = image.tobytes()
+    assert call.startswith("doorways generate 'entrance to heaven | entrance to hell'")
+    assert "--seed 7" in call and read_request(first) == finished.request
+    assert (tmp_path / "first.txt").read_text().strip() == call
+
+    assert cli.main(shlex.split(call)[1:]) == 0  # the same command, as a user would paste it
+    assert f"saved {tmp_path / 'first_1.png'}" in capsys.readouterr().err
+    with Image.open(tmp_path / "first_1.png") as again:
+        assert again.tobytes() == pixels
+
+
+def test_prompt_loss_falls(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """Over 30 iterations the prompt loss goes down."""
+    request = Request(
+        prompts=(Prompt("a golden gate"),), size=(64, 64), iterations=30, cutn=8, seed=1,
+        lr=0.2, **TINY,
+    )  # fmt: skip
+    steps, _ = _run(request, tiny_vqgan, tiny_clip)
+    curve = [step.loss_values()["prompt"] for step in steps]
+    start, end = sum(curve[:5]) / 5, sum(curve[-5:]) / 5
+    print(f"prompt loss: first five {start:.4f}, last five {end:.4f}")
+    assert end < start
+
+
+def _asymmetry(image: torch.Tensor) -> float:
+    """L1 between the blurred grey image and its mirror: 0 for a symmetric picture."""
+    return losses.tone_symmetry_loss(image[None], 4.0).item()
+
+
+def test_tone_symmetry_makes_pictures_more_symmetric(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """40 iterations with tone symmetry end more mirror-symmetric than without it."""
+    plain = Request(
+        prompts=(Prompt("entrance to heaven"), Prompt("entrance to hell")), size=(128, 64),
+        iterations=40, cutn=4, seed=3, panorama="smooth", **TINY,
+    )  # fmt: skip
+    _, without = _run(plain, tiny_vqgan, tiny_clip)
+    _, with_tone = _run(plain.replace(tone_weight=2.0), tiny_vqgan, tiny_clip)
+    before, after = _asymmetry(without.image), _asymmetry(with_tone.image)
+    print(f"blurred-grey asymmetry: without tone symmetry {before:.4f}, with {after:.4f}")
+    assert after < before
+
+
+def test_every_option_runs(tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path) -> None:
+    """Init image, image prompt, negative prompt, panorama, pairs and all losses together."""
+    init = tmp_path / "init.png"
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(init)
+    request = Request(
+        prompts=(Prompt("forest"), Prompt("kelp forest"), Prompt("people", -0.5)),
+        size=(96, 64), iterations=3, cutn=6, seed=2, optimizer="adamw",
+        augments=("affine", "perspective", "blur", "noise"), init_image=str(init),
+        init_weight=0.5, image_prompts=(Prompt(str(init), 0.3),), panorama="linear",
+        anchors=(0.2, 0.8), mirror=0.5, semantic_weight=0.1, tone_weight=0.5,
+        sobel_weight=0.5, size_emphasis=-1.0, **TINY,
+    )  # fmt: skip
+    steps, finished = _run(request, tiny_vqgan, tiny_clip)
+    assert set(steps[-1].loss_values()) == {"prompt", "semantic", "tone", "sobel", "init", "total"}
+    assert finished.image.shape == (3, 64, 96)
+
+
+def test_init_image_sets_the_start(tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path) -> None:
+    """Starting from an image begins at that image's encoding, not at random tokens."""
+    init = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (10, 200, 40)).save(init)
+    request = Request(
+        prompts=(Prompt("x"),), size=(64, 64), iterations=1, cutn=2, lr=1e-6, seed=1,
+        init_image=str(init), **TINY,
+    )  # fmt: skip
+    _, a = _run(request, tiny_vqgan, tiny_clip)
+    _, b = _run(request.replace(seed=2), tiny_vqgan, tiny_clip)
+    assert torch.allclose(a.image, b.image, atol=1e-4)  # the seed no longer picks the start
+
+
+def test_closing_the_generator_cancels(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """A consumer can stop between iterations; nothing more is computed."""
+    request = Request(prompts=(Prompt("x"),), size=(64, 64), iterations=1000, cutn=2, **TINY)
+    events = generate(request, tiny_vqgan, tiny_clip)
+    first = next(events)
+    events.close()
+    assert isinstance(first, Progress) and first.iteration == 1
+    with pytest.raises(StopIteration):
+        next(events)
+
+
+def test_quantize_snaps_to_codes_and_passes_gradients() -> None:
+    """Forward values are codebook entries; the gradient is the identity."""
+    codebook = torch.randn(10, 4)
+    z = torch.randn(1, 4, 2, 3, requires_grad=True)
+    q = quantize(z, codebook)
+    vectors = q.detach().permute(0, 2, 3, 1).reshape(-1, 4)
+    assert all(torch.isclose(codebook, v, atol=1e-6).all(1).any() for v in vectors)
+    q.sum().backward()
+    assert z.grad is not None and torch.equal(z.grad, torch.ones_like(z))
+
+
+def test_latent_size_rounds_to_nearest_token() -> None:
+    """450×300 on a 16-px grid is 28×19 tokens (448×304 pixels); tiny sizes keep one token."""
+    assert latent_size(Request(prompts=(Prompt("x"),), size=(450, 300)), 16) == (28, 19)
+    assert latent_size(Request(prompts=(Prompt("x"),), size=(16, 20)), 16) == (1, 1)
