@@ -54,9 +54,13 @@ def test_blank_spec_is_no_prompts() -> None:
     assert parse_prompts("   ") == ()
 
 
-_text = st.text(
-    alphabet=st.characters(blacklist_characters="|", blacklist_categories=("Cs",)), min_size=1
-).map(str.strip).filter(bool)
+_text = (
+    st.text(
+        alphabet=st.characters(blacklist_characters="|", blacklist_categories=("Cs",)), min_size=1
+    )
+    .map(str.strip)
+    .filter(bool)
+)
 _weight = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
