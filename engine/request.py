@@ -50,21 +50,26 @@ class Request:
     )
     seed: int | None = field(
         default=None,
-        metadata=_option("--seed", "random seed (default: a new one, recorded)", type=int),
+        metadata=_option(
+            "--seed", "random seed (default: a new one, recorded)", type=int, metavar="N"
+        ),
     )
     # Optimisation
-    lr: float = field(default=0.1, metadata=_option("--lr", "learning rate", type=float))
+    lr: float = field(
+        default=0.1, metadata=_option("--lr", "learning rate", type=float, metavar="X")
+    )
     optimizer: str = field(
         default="adam",
         metadata=_option("--optimizer", "optimiser for the latent", choices=OPTIMIZERS),
     )
     cutn: int = field(
-        default=32, metadata=_option("--cutn", "cutouts shown to CLIP per step", type=int)
+        default=32,
+        metadata=_option("--cutn", "cutouts shown to CLIP per step", type=int, metavar="N"),
     )
     cut_pow: float = field(
         default=1.0,
         metadata=_option(
-            "--cut-pow", "cutout size power: above 1 favours small cutouts", type=float
+            "--cut-pow", "cutout size power: above 1 favours small cutouts", type=float, metavar="X"
         ),
     )
     augments: tuple[str, ...] = field(
@@ -81,7 +86,9 @@ class Request:
     )
     init_weight: float = field(
         default=0.0,
-        metadata=_option("--init-weight", "pull toward the init image's latent", type=float),
+        metadata=_option(
+            "--init-weight", "pull toward the init image's latent", type=float, metavar="W"
+        ),
     )
     image_prompts: tuple[Prompt, ...] = field(
         default=(),
@@ -108,7 +115,12 @@ class Request:
     )  # fmt: skip
     mirror: float = field(
         default=0.0,
-        metadata=_option("--mirror", "share (0-1) of cutouts taken as mirrored pairs", type=float),
+        metadata=_option(
+            "--mirror",
+            "share (0-1) of cutouts taken as mirrored pairs",
+            type=float,
+            metavar="SHARE",
+        ),
     )
     semantic_weight: float = field(
         default=0.0,
@@ -150,11 +162,15 @@ class Request:
     # Models and running
     vqgan: str = field(
         default=DEFAULT_VQGAN,
-        metadata=_option("--vqgan", "VQGAN: registry name, tiny, random:NAME or a path"),
+        metadata=_option(
+            "--vqgan", "VQGAN: registry name, tiny, random:NAME or a path", metavar="NAME"
+        ),
     )
     clip: str = field(
         default=DEFAULT_CLIP,
-        metadata=_option("--clip", "CLIP: registry name, tiny, random:NAME or a path"),
+        metadata=_option(
+            "--clip", "CLIP: registry name, tiny, random:NAME or a path", metavar="NAME"
+        ),
     )
     device: str = field(
         default="auto", metadata=_option("--device", "auto, cpu, cuda or cuda:N", metavar="D")
