@@ -132,7 +132,11 @@ class ChangeFeed:
     async def wait_until(
         self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition"
     ) -> T:
-        """Return ``check()`` once it is not None, re-checking after each change."""
+        """Return ``check()`` once it is not None, re-checking after each change.
+
+        The check only runs again when the fake publishes a change; to wait on something only
+        the bot knows (its own state), give the bot an asyncio event or queue instead.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (result := check()) is None:

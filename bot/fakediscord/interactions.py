@@ -9,10 +9,11 @@ Each :class:`Interaction` records all of it, with the time of the first answer.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,9 @@ class Interaction:
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    # The errors the fake answered the bot's calls for this interaction with, e.g.
+    # "10062 Unknown interaction (callback 3.104 s after dispatch)" for a late answer.
+    errors: list[str] = field(default_factory=list)
     _feed: ChangeFeed | None = field(default=None, repr=False)
 
     @property
@@ -356,11 +360,32 @@ class Interactions:
         interaction = next((i for i in self.world.interactions.values() if i.token == token), None)
         if interaction is None:
             raise errors.unknown_webhook()
-        if time.monotonic() - interaction.created_at > self.token_ttl:
-            raise errors.invalid_webhook_token()
-        if interaction.response is None:
-            raise errors.unknown_webhook()  # no webhook exists until the interaction is answered
+        with self._recording(interaction, "webhook call"):
+            if time.monotonic() - interaction.created_at > self.token_ttl:
+                raise errors.invalid_webhook_token()
+            if interaction.response is None:
+                raise errors.unknown_webhook()  # no webhook until the interaction is answered
         return interaction
+
+    @contextlib.contextmanager
+    def _recording(self, interaction: Interaction, call: str) -> Iterator[None]:
+        """Note on the interaction (and the change feed) any error a bot call gets."""
+        try:
+            yield
+        except errors.DiscordError as error:
+            age = time.monotonic() - interaction.created_at
+            note = f"{error.code} {error.message} ({call} {age:.3f} s after dispatch)"
+            interaction.errors.append(note)
+            self.feed.publish(
+                ChangeKind.INTERACTION_RESPONSE,
+                channel_id=interaction.channel.id,
+                guild_id=interaction.channel.guild_id,
+                user_id=interaction.user.id,
+                visible_to=interaction.user.id,
+                interaction=interaction,
+                payload={"error": note},
+            )
+            raise
 
     # The callback -----------------------------------------------------------------------------
 
@@ -368,6 +393,12 @@ class Interactions:
         self, interaction: Interaction, body: dict[str, Any], uploads: Sequence[Upload]
     ) -> dict[str, Any]:
         """Apply the initial answer; returns the ``with_response`` body."""
+        with self._recording(interaction, "callback"):
+            return self._callback(interaction, body, uploads)
+
+    def _callback(
+        self, interaction: Interaction, body: dict[str, Any], uploads: Sequence[Upload]
+    ) -> dict[str, Any]:
         now = time.monotonic()
         if interaction.response is not None:
             raise errors.already_acknowledged()
@@ -479,6 +510,12 @@ class Interactions:
         self, interaction: Interaction, body: dict[str, Any], uploads: Sequence[Upload]
     ) -> Message:
         """A followup message; the first one after a deferral fills in the "thinking" message."""
+        with self._recording(interaction, "followup"):
+            return self._followup(interaction, body, uploads)
+
+    def _followup(
+        self, interaction: Interaction, body: dict[str, Any], uploads: Sequence[Upload]
+    ) -> Message:
         original = interaction.original
         if original is not None and original.loading and not original.deleted:
             message = self.effects.edit_message(original, body, uploads)
@@ -519,9 +556,11 @@ class Interactions:
         body: dict[str, Any],
         uploads: Sequence[Upload],
     ) -> Message:
-        return self.effects.edit_message(
-            self.webhook_message(interaction, message_id), body, uploads
-        )
+        with self._recording(interaction, "edit"):
+            return self.effects.edit_message(
+                self.webhook_message(interaction, message_id), body, uploads
+            )
 
     def delete(self, interaction: Interaction, message_id: str) -> None:
-        self.effects.delete_message(self.webhook_message(interaction, message_id))
+        with self._recording(interaction, "delete"):
+            self.effects.delete_message(self.webhook_message(interaction, message_id))

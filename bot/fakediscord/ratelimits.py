@@ -29,6 +29,7 @@ class Limit:
     method: str | None
     limit: int
     per: float
+    hidden: bool = False  # headers claim plenty is left, so clients meet 429s
     hits: dict[str, deque[float]] = field(default_factory=dict)
     refused: int = 0  # how many 429s it has answered
 
@@ -67,10 +68,21 @@ class Traffic:
         self.faults: list[Fault] = []
 
     def limit(
-        self, route: str, *, limit: int, per: float = 1.0, method: str | None = None
+        self,
+        route: str,
+        *,
+        limit: int,
+        per: float = 1.0,
+        method: str | None = None,
+        hidden: bool = False,
     ) -> Limit:
-        """Allow ``limit`` requests per ``per`` seconds on ``route`` (optionally one method)."""
-        rule = Limit(route, method and method.upper(), limit, per)
+        """Allow ``limit`` requests per ``per`` seconds on ``route`` (optionally one method).
+
+        discord.py waits by itself when the headers say none are left, so it never meets a 429
+        from a limit it was told about; ``hidden`` keeps the headers generous (like Discord's
+        shared and sub-limits), so the client does get 429s and must retry.
+        """
+        rule = Limit(route, method and method.upper(), limit, per, hidden)
         self.limits.append(rule)
         return rule
 
@@ -119,6 +131,8 @@ class Traffic:
             headers["Via"] = "1.1 google"
             raise RateLimited(retry_after, headers)
         hits.append(now)
+        if rule.hidden:
+            return _headers(bucket, DEFAULT_LIMIT, DEFAULT_LIMIT - 1, DEFAULT_RESET_AFTER)
         reset_after = round(hits[0] + rule.per - now, 3)
         return _headers(bucket, rule.limit, rule.limit - len(hits), reset_after)
 

@@ -166,6 +166,15 @@ class FakeDiscord:
     def bot_connected(self) -> bool:
         return self.gateway.connected
 
+    @property
+    def response_timeout(self) -> float:
+        """Seconds the bot has for its first answer to an interaction (Discord: 3)."""
+        return self.interactions.response_timeout
+
+    @response_timeout.setter
+    def response_timeout(self, seconds: float) -> None:
+        self.interactions.response_timeout = seconds
+
     def create_user(
         self, username: str, *, guild: Guild | None = None, roles: Sequence[Role] = ()
     ) -> User:
@@ -330,24 +339,26 @@ class FakeDiscord:
     async def submit_modal(
         self, interaction: Interaction, values: Mapping[str, str | Sequence[str]]
     ) -> Interaction:
-        """Fill in and submit the modal the bot answered ``interaction`` with (text inputs by
-        custom_id; a list for a string select)."""
+        """Fill in and submit the modal the bot answered ``interaction`` with. Fields are named
+        by their label (what a person sees) or custom_id; a select takes a list of values."""
         modal = interaction.modal
         if modal is None:
             raise ValueError(f"interaction {interaction.id} was not answered with a modal")
-        fields = {
-            c["custom_id"]: c for c in walk_components(modal["components"]) if "custom_id" in c
-        }
-        if unknown := set(values) - set(fields):
-            raise ValueError(
-                f"the modal has no field(s) {sorted(unknown)}; it has {sorted(fields)}"
+        fields = _modal_fields(modal["components"])
+        by_custom_id: dict[str, str | Sequence[str]] = {}
+        for name, value in values.items():
+            field = fields.get(name) or next(
+                (f for f in fields.values() if f["custom_id"] == name), None
             )
-        for custom_id, field in fields.items():
-            if field.get("type") == 4 and field.get("required", True) and not values.get(custom_id):
-                raise ValueError(f"the modal field {custom_id!r} is required")
+            if field is None:
+                raise ValueError(f"the modal has no field {name!r}; it has {sorted(fields)}")
+            by_custom_id[field["custom_id"]] = value
+        for label, field in fields.items():
+            if field.get("required", True) and not by_custom_id.get(field["custom_id"]):
+                raise ValueError(f"the modal field {label!r} is required")
         data = {
             "custom_id": modal["custom_id"],
-            "components": _submitted(modal["components"], values),
+            "components": _submitted(modal["components"], by_custom_id),
         }
         return self._open(
             InteractionType.MODAL_SUBMIT,
@@ -408,11 +419,18 @@ class FakeDiscord:
     # Trouble on purpose -----------------------------------------------------------------------
 
     def rate_limit(
-        self, route: str, *, limit: int, per: float = 1.0, method: str | None = None
+        self,
+        route: str,
+        *,
+        limit: int,
+        per: float = 1.0,
+        method: str | None = None,
+        hidden: bool = False,
     ) -> Limit:
         """Answer 429 past ``limit`` requests per ``per`` s on ``route`` (a discord.py Route
-        path such as ``/channels/{channel_id}/messages``)."""
-        return self.traffic.limit(route, limit=limit, per=per, method=method)
+        path such as ``/channels/{channel_id}/messages``); ``hidden``: don't announce it in the
+        headers, so the client meets the 429s (see ``Traffic.limit``)."""
+        return self.traffic.limit(route, limit=limit, per=per, method=method, hidden=hidden)
 
     def fail_next(
         self,
@@ -463,7 +481,8 @@ class FakeDiscord:
     async def wait_until(
         self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition"
     ) -> T:
-        """``check()`` once it returns something other than None (re-checked on each change)."""
+        """``check()`` once it returns something other than None. It is re-run on each change
+        of the fake's state, so it should look at the fake, not at the bot's own state."""
         return await self.changes.wait_until(check, timeout=timeout, what=what)
 
     async def wait_for_message(
@@ -490,12 +509,12 @@ class FakeDiscord:
             find, timeout=timeout, what=f"a matching message in #{channel.name}"
         )
 
-    async def wait_for_bot(self, timeout: float = 5.0) -> None:
-        """Until a bot has identified (or resumed) on the gateway."""
+    async def wait_for_bot(self, *, connected: bool = True, timeout: float = 5.0) -> None:
+        """Until a bot is connected to the gateway (or, with ``connected=False``, none is)."""
         await self.wait_until(
-            lambda: True if self.gateway.connected else None,
+            lambda: True if self.gateway.connected == connected else None,
             timeout=timeout,
-            what="a bot to connect",
+            what="a bot to connect" if connected else "the bot to disconnect",
         )
 
     # Helpers ----------------------------------------------------------------------------------
@@ -567,6 +586,20 @@ class FakeDiscord:
         if component.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled")
         return component
+
+
+def _modal_fields(components: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A modal's inputs by label: text inputs carry their own label (in action rows) or sit,
+    like selects, in a Label component (type 18)."""
+    fields: dict[str, dict[str, Any]] = {}
+    for component in walk_components(components):
+        if component.get("type") == 18 and isinstance(component.get("component"), dict):
+            inner = component["component"]
+            if "custom_id" in inner:
+                fields[component.get("label") or inner["custom_id"]] = inner
+        elif component.get("type") == 4 and component.get("label"):
+            fields[component["label"]] = component
+    return fields
 
 
 def _submitted(
