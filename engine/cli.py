@@ -61,6 +61,20 @@ def build_parser() -> RequestParser:
     add_request_arguments(entrance, positional=False)
     _show_defaults(entrance, ENTRANCE_DEFAULTS)
 
+    bench = commands.add_parser(
+        "bench", help="measure seconds per iteration and peak memory",
+        description="Run the real loop and print seconds per iteration (median after warm-up), "
+        "peak RAM and VRAM: one JSON line on stdout, a table on stderr. Models may be "
+        "random:NAME (full-size architecture, random weights: no download needed).",
+    )  # fmt: skip
+    bench.add_argument("--vqgan", default="random:vqgan_imagenet_f16_16384", metavar="NAME")
+    bench.add_argument("--clip", default="random:ViT-B/32", metavar="NAME")
+    bench.add_argument("--size", nargs=2, type=int, default=[448, 304], metavar=("W", "H"))
+    bench.add_argument("--cutn", type=int, default=32, metavar="N")
+    bench.add_argument("--iterations", type=int, default=5, metavar="N", help="timed iterations")
+    bench.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed first ones")
+    bench.add_argument("--device", default="auto", metavar="D")
+
     params = commands.add_parser("params", help="print the call string of a Doorways PNG")
     params.add_argument("image", metavar="IMAGE.png")
     params.add_argument("--json", action="store_true", help="print the request as JSON")
@@ -123,6 +137,15 @@ def _run(args: argparse.Namespace) -> int:
 
         request = read_request(Path(args.image))
         print(request.to_json() if args.json else request.to_call_string())
+        return 0
+    if args.command == "bench":
+        from engine.bench import bench, bench_request, print_report
+
+        iterations = args.warmup + args.iterations
+        request = bench_request(
+            args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device
+        )
+        print_report(bench(request, args.warmup))
         return 0
     if args.command == "presets":
         for preset in load_presets().values():

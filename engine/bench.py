@@ -1,0 +1,93 @@
+"""`doorways bench`: seconds per iteration and peak memory of the real loop.
+
+Times engine.loop.generate itself (not a copy), so what it measures is what users get.
+Models may be `random:NAME`, the full-size architecture with random weights, so speed can
+be measured without downloading anything.
+"""
+
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+
+from engine import models
+from engine.loop import Finished, generate, latent_size
+from engine.prompts import Prompt
+from engine.request import Request
+
+
+def peak_ram_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench(request: Request, warmup: int) -> dict[str, Any]:
+    """Run `request` and return the measurements as one flat dict."""
+    device = models.resolve_device(request.device)
+    started = time.perf_counter()
+    vqgan = models.load_vqgan(request.vqgan, device)
+    clip = models.load_clip(request.clip, device)
+    load_seconds = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    times = []
+    sync()
+    last = time.perf_counter()
+    for event in generate(request, vqgan, clip):
+        if isinstance(event, Finished):
+            break
+        sync()  # per-iteration timing needs the device to finish; the loop itself never waits
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+    timed = times[warmup:] or times
+    tokens_x, tokens_y = latent_size(request, vqgan.factor)
+    return {
+        "s_per_it": round(statistics.median(timed), 4),
+        "s_per_it_min": round(min(timed), 4),
+        "iterations": len(timed),
+        "warmup": min(warmup, len(times)),
+        "load_s": round(load_seconds, 2),
+        "peak_ram_mib": round(peak_ram_mib(), 1),
+        "peak_vram_mib": (
+            round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+            if device.type == "cuda"
+            else None
+        ),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "size": [tokens_x * vqgan.factor, tokens_y * vqgan.factor],
+        "cutn": request.cutn,
+        "vqgan": request.vqgan,
+        "clip": request.clip,
+        "torch": torch.__version__,
+    }
+
+
+def bench_request(
+    vqgan: str, clip: str, size: tuple[int, int], cutn: int, iterations: int, device: str
+) -> Request:
+    """The benchmark's request: a two-prompt panorama with the symmetry terms on."""
+    return Request(
+        prompts=(Prompt("entrance to heaven"), Prompt("entrance to hell")),
+        size=size, iterations=iterations, cutn=cutn, seed=0, vqgan=vqgan, clip=clip,
+        device=device, panorama="smooth", mirror=0.5, semantic_weight=0.1, tone_weight=1.0,
+    )  # fmt: skip
+
+
+def print_report(result: dict[str, Any]) -> None:
+    """One JSON line on stdout for scripts, a table on stderr for people."""
+    print(json.dumps(result, sort_keys=True))
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:>{width}}  {value}", file=sys.stderr)

@@ -1,0 +1,22 @@
+"""`doorways bench` reports what scripts and the README table read."""
+
+import json
+
+import pytest
+
+from engine import cli
+
+
+def test_bench_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON line carries the documented keys with plausible values."""
+    argv = ["bench", "--vqgan", "tiny", "--clip", "tiny", "--size", "64", "64", "--cutn", "2"]
+    assert cli.main([*argv, "--iterations", "2", "--warmup", "1", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    for key in ("s_per_it", "peak_ram_mib", "peak_vram_mib", "device", "size", "cutn", "vqgan",
+                "clip", "iterations"):  # fmt: skip
+        assert key in result
+    assert result["s_per_it"] > 0 and result["peak_ram_mib"] > 0
+    assert result["peak_vram_mib"] is None and result["device"] == "cpu"
+    assert (result["size"], result["cutn"], result["iterations"]) == ([64, 64], 2, 2)
+    assert "s_per_it" in err  # the table for people
