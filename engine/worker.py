@@ -31,6 +31,7 @@ import multiprocessing.queues
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator
@@ -206,6 +207,19 @@ def is_out_of_memory(error: BaseException) -> bool:
     )
 
 
+def is_device_failure(error: BaseException) -> bool:
+    """A CUDA error other than running out of memory: the context is unusable from now on."""
+    if is_out_of_memory(error):
+        return False
+    if type(error).__name__ == "AcceleratorError":  # torch >= 2.8 raises it for CUDA errors
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(
+        mark in text
+        for mark in ("cuda error", "cublas_status", "cudnn_status", "device-side assert")
+    )
+
+
 def oom_message(request: Request, device: str) -> str:
     width, height = request.size
     small_w, small_h = suggest_size(width, height)
@@ -226,6 +240,8 @@ def describe_exit(exitcode: int | None) -> str:
             return f"killed by {signal.Signals(-exitcode).name}"
         except ValueError:
             return f"killed by signal {-exitcode}"
+    if exitcode == DEVICE_BROKEN_EXIT:
+        return f"exit code {exitcode}: it stopped after a CUDA error"
     return f"exit code {exitcode}"
 
 
@@ -234,6 +250,13 @@ def describe_exit(exitcode: int | None) -> str:
 
 class _ParentGone(Exception):
     """The result pipe is broken: nobody is listening, so the worker stops."""
+
+
+class _DeviceBroken(Exception):
+    """A CUDA error left the device unusable: the worker exits, and the handle restarts it."""
+
+
+DEVICE_BROKEN_EXIT = 3  # the worker's exit code after a CUDA error
 
 
 class _Channel:
@@ -368,6 +391,16 @@ class _Server:
             raise
         except Exception as error:
             log.exception("job %s failed", job.job_id)
+            if is_device_failure(error):
+                self.channel.send(
+                    Failed(
+                        job.job_id,
+                        "crash",
+                        f"the GPU failed ({type(error).__name__}: {error}); the worker restarts, "
+                        "and the job may work if tried again",
+                    )
+                )
+                raise _DeviceBroken from error
             outcome = Failed(
                 job.job_id, "internal", f"internal error: {type(error).__name__}: {error}"
             )
@@ -518,6 +551,9 @@ def _worker_main(
             server.run(*item)
     except _ParentGone:
         return
+    except _DeviceBroken:
+        log.error("exiting after a CUDA error, for a fresh process and CUDA context")
+        sys.exit(DEVICE_BROKEN_EXIT)
 
 
 # --- the parent side ----------------------------------------------------------------------

@@ -37,9 +37,11 @@ from engine.worker import (
     Started,
     WorkerError,
     WorkerHandle,
+    _DeviceBroken,
     _Options,
     _Server,
     describe_exit,
+    is_device_failure,
     is_out_of_memory,
     oom_message,
     suggest_size,
@@ -439,6 +441,19 @@ def test_other_errors_fail_as_internal_and_the_runner_goes_on(
     assert isinstance(runner.run(2, Job.of("next", tiny_request(2), tmp_path / "n.png")), Done)
 
 
+def test_a_cuda_error_fails_the_job_as_a_crash_and_ends_the_worker(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a CUDA error other than OOM the context is unusable: report, then exit."""
+    error = torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(loop, "generate", _fake_generate(5, fail_at=2, error=error))
+    with pytest.raises(_DeviceBroken):
+        runner.run(1, Job.of("gpu", tiny_request(5), tmp_path / "gpu.png"))
+    failed = runner.channel.events()[-1]
+    assert isinstance(failed, Failed) and failed.kind == "crash"
+    assert "illegal memory access" in failed.message and "tried again" in failed.message
+
+
 def test_cancel_flag_stops_between_iterations_and_closes_the_loop(
     runner: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -490,3 +505,8 @@ def test_error_helpers() -> None:
     assert describe_exit(-9) == "killed by SIGKILL"
     assert describe_exit(-11) == "killed by SIGSEGV"
     assert describe_exit(1) == "exit code 1"
+    assert "CUDA error" in describe_exit(3)
+    assert is_device_failure(RuntimeError("CUDA error: device-side assert triggered"))
+    assert is_device_failure(RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling"))
+    assert not is_device_failure(RuntimeError("CUDA error: out of memory"))  # an OOM
+    assert not is_device_failure(RuntimeError("shape mismatch"))
