@@ -264,7 +264,7 @@ class Effects:
         visible = (
             message.guild_id is None or message.author.id == bot_id or bot_id in message.mention_ids
         )
-        self.gateway.dispatch_message(
+        self.gateway.dispatch(
             event,
             payloads.message(self.world, message),
             intent=self._message_intent(message),

@@ -69,6 +69,7 @@ def application_flags(privileged: int) -> int:
 
 
 class CloseCode(enum.IntEnum):
+    DECODE_ERROR = 4002
     AUTHENTICATION_FAILED = 4004
     ALREADY_AUTHENTICATED = 4005
     INVALID_INTENTS = 4013
@@ -158,29 +159,16 @@ class Gateway:
 
     # Dispatch ---------------------------------------------------------------------------------
 
-    def dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> None:
-        """Send an event to every session whose intents include ``intent`` (0: always).
-
-        Sessions without a live socket keep it in their backlog for a RESUME.
-        """
+    def dispatch(
+        self, event: str, data: dict[str, Any], *, intent: int = 0, content_visible: bool = True
+    ) -> None:
+        """Send an event to every session whose intents include ``intent`` (0: always), as that
+        session may see it (see ``_as_seen_by``). Sessions without a live socket keep it in
+        their backlog for a RESUME."""
         for session in self._sessions.values():
             if intent and not session.intents & intent:
                 continue
-            self._send_dispatch(session, event, data)
-
-    def dispatch_message(
-        self, event: str, data: dict[str, Any], *, intent: int, content_visible: bool
-    ) -> None:
-        """MESSAGE_CREATE/UPDATE: without MESSAGE_CONTENT the bot gets the message emptied, unless
-        ``content_visible`` (a DM, a mention of the bot, or the bot's own message)."""
-        for session in self._sessions.values():
-            if not session.intents & intent:
-                continue
-            if content_visible or session.intents & Intent.MESSAGE_CONTENT:
-                self._send_dispatch(session, event, data)
-            else:
-                hidden = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
-                self._send_dispatch(session, event, hidden)
+            self._send_dispatch(session, event, _as_seen_by(session, event, data, content_visible))
 
     def _send_dispatch(self, session: Session, event: str, data: dict[str, Any]) -> None:
         session.seq += 1
@@ -216,7 +204,14 @@ class Gateway:
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
-                    await self._receive(connection, json.loads(msg.data))
+                    try:
+                        frame = json.loads(msg.data)
+                    except json.JSONDecodeError:
+                        await connection.close(
+                            CloseCode.DECODE_ERROR, "Error while decoding payload."
+                        )
+                        break
+                    await self._receive(connection, frame)
                 elif msg.type is WSMsgType.ERROR:
                     break
         finally:
@@ -261,7 +256,8 @@ class Gateway:
         ready = payloads.ready(self.world, session_id=session.id, resume_url=self.url, flags=flags)
         self._send_dispatch(session, "READY", ready)
         for guild in self.world.guilds.values():
-            self._send_dispatch(session, "GUILD_CREATE", payloads.guild_create(self.world, guild))
+            data = payloads.guild_create(self.world, guild)
+            self._send_dispatch(session, "GUILD_CREATE", _as_seen_by(session, "GUILD_CREATE", data))
         log.info("bot identified (session %s, intents %d)", session.id, intents)
         self.feed.publish(ChangeKind.BOT_CONNECT, payload={"session_id": session.id})
 
@@ -304,3 +300,22 @@ class Gateway:
         if data.get("nonce") is not None:
             chunk["nonce"] = data["nonce"]
         self._send_dispatch(connection.session, "GUILD_MEMBERS_CHUNK", chunk)
+
+
+def _as_seen_by(
+    session: Session, event: str, data: dict[str, Any], content_visible: bool = True
+) -> dict[str, Any]:
+    """What Discord sends a session, given its intents:
+
+    - GUILD_CREATE without GUILD_MEMBERS lists only the bot's own member (``member_count`` stays);
+    - a message without MESSAGE_CONTENT comes emptied, unless ``content_visible`` (a DM, a
+      mention of the bot, or the bot's own message).
+    """
+    if event == "GUILD_CREATE" and not session.intents & Intent.GUILD_MEMBERS:
+        bot_id = data.get("_bot_id")
+        members = [m for m in data.get("members", []) if m["user"]["id"] == bot_id]
+        data = {**data, "members": members}
+    hide_content = not (content_visible or session.intents & Intent.MESSAGE_CONTENT)
+    if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and hide_content:
+        data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+    return {k: v for k, v in data.items() if k != "_bot_id"}

@@ -178,13 +178,12 @@ class Interaction:
 class Resolved:
     """Builds ``data.resolved`` for the objects a person picked (users, roles, channels, files)."""
 
-    def __init__(
-        self, world: World, effects: Effects, channel: Channel, guild: Guild | None
-    ) -> None:
+    def __init__(self, world: World, effects: Effects, invoker: User, channel: Channel) -> None:
         self.world = world
         self.effects = effects
+        self.invoker = invoker
         self.where = channel  # where the person is
-        self.guild = guild
+        self.guild = world.guild_of(channel)
         self.data: dict[str, dict[str, Any]] = {}
 
     def _put(self, kind: str, key: int, value: dict[str, Any]) -> str:
@@ -210,9 +209,8 @@ class Resolved:
         channel = value if isinstance(value, Channel) else self.world.channel(_id_of(value))
         if channel_types and int(channel.type) not in channel_types:
             raise ValueError(f"channel {channel.name!r} is not one of the types {channel_types}")
-        perms = (
-            self.world.permissions(self.effects.world.bot, channel) if not channel.is_dm else None
-        )
+        # Discord adds the invoking person's permissions in that channel.
+        perms = None if channel.is_dm else self.world.permissions(self.invoker, channel)
         entry = payloads.channel(self.world, channel, permissions=perms)
         return self._put("channels", channel.id, entry)
 

@@ -165,6 +165,7 @@ def guild_create(world: World, g: Guild) -> dict[str, Any]:
         stage_instances=[],
         guild_scheduled_events=[],
         soundboard_sounds=[],
+        _bot_id=str(world.bot.id),  # for the gateway's intent filter; never sent
     )
     return payload
 

@@ -241,7 +241,7 @@ class FakeDiscord:
         """Run ``/name [group] [subcommand] options...`` as ``user``; options are typed from the
         registered schema (users, roles, channels as objects, files as ``Upload``)."""
         command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT)
-        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        resolved = Resolved(self.world, self.effects, user, channel)
         built = commands.build_options(
             command, options or {}, resolved, subcommand=subcommand, group=group
         )
@@ -264,7 +264,7 @@ class FakeDiscord:
         return the choices the bot offers."""
         command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT)
         values = {focused: "", **(options or {})}
-        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        resolved = Resolved(self.world, self.effects, user, channel)
         built = commands.build_options(
             command, values, resolved, subcommand=subcommand, group=group, focused=focused
         )
@@ -311,7 +311,7 @@ class FakeDiscord:
                 )
             data["values"] = list(values)
         else:
-            resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+            resolved = Resolved(self.world, self.effects, user, channel)
             pick = {5: resolved.user, 6: resolved.role, 7: resolved.mentionable}.get(kind)
             data["values"] = [pick(v) if pick else resolved.channel(v) for v in values]
             data["resolved"] = resolved.payload()
@@ -321,7 +321,7 @@ class FakeDiscord:
         """Run the message command ``name`` on ``message`` (Apps > name)."""
         channel = self._channel_of(message)
         command = self._usable_command(user, channel, name, CommandType.MESSAGE)
-        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        resolved = Resolved(self.world, self.effects, user, channel)
         resolved.message(message, user)
         data = self._command_data(command, target_id=str(message.id), resolved=resolved.payload())
         return self._open(InteractionType.APPLICATION_COMMAND, user, channel, data)
@@ -331,7 +331,7 @@ class FakeDiscord:
     ) -> Interaction:
         """Run the user command ``name`` on ``target`` from ``channel``."""
         command = self._usable_command(user, channel, name, CommandType.USER)
-        resolved = Resolved(self.world, self.effects, channel, self.world.guild_of(channel))
+        resolved = Resolved(self.world, self.effects, user, channel)
         resolved.user(target)
         data = self._command_data(command, target_id=str(target.id), resolved=resolved.payload())
         return self._open(InteractionType.APPLICATION_COMMAND, user, channel, data)
@@ -376,7 +376,7 @@ class FakeDiscord:
         needed = Permission.READ_MESSAGE_HISTORY
         if message.reaction(parsed) is None:
             needed |= Permission.ADD_REACTIONS
-        self.effects.require(user, channel, needed)
+        self._require(user, channel, needed, "react")
         if message.ephemeral:
             raise ValueError("nobody can react to an ephemeral message")
         self.effects.add_reaction(message, user, parsed)
@@ -396,7 +396,7 @@ class FakeDiscord:
     ) -> Message:
         """Post a message as ``user`` (MESSAGE_CREATE reaches the bot if its intents ask)."""
         needed = Permission.SEND_MESSAGES | (Permission.ATTACH_FILES if attachments else 0)
-        self.effects.require(user, channel, needed)
+        self._require(user, channel, needed, "send messages")
         for upload in attachments:
             if len(upload.data) > self.upload_limit:
                 raise errors.too_large(self.upload_limit)
@@ -409,7 +409,7 @@ class FakeDiscord:
         return self.effects.post_message(channel, user, body, attachments)
 
     async def start_typing(self, user: User, channel: Channel) -> None:
-        self.effects.require(user, channel, Permission.SEND_MESSAGES)
+        self._require(user, channel, Permission.SEND_MESSAGES, "type")
         self.effects.typing(channel, user)
 
     def request_reconnect(self) -> None:
@@ -539,7 +539,7 @@ class FakeDiscord:
         """The command ``user`` sees under ``name`` in ``channel``, as Discord's client would
         offer it (respecting default_member_permissions and contexts)."""
         command = commands.find(self.world, channel.guild_id, name, kind)
-        self.effects.require(user, channel, Permission.USE_APPLICATION_COMMANDS)
+        self._require(user, channel, Permission.USE_APPLICATION_COMMANDS, "use commands")
         contexts: Iterable[int] | None = command.get("contexts")
         context = 1 if channel.is_dm else 0
         if contexts is not None and context not in contexts:
@@ -554,6 +554,16 @@ class FakeDiscord:
                     f"{user.username} lacks the permissions {int(needed)} that {name!r} needs"
                 )
         return command
+
+    def _require(self, user: User, channel: Channel, permission: int, doing: str) -> None:
+        """Like ``Effects.require``, but says who cannot do what, where (a PermissionError)."""
+        try:
+            self.effects.require(user, channel, permission)
+        except errors.DiscordError as error:
+            where = f"#{channel.name}" if channel.name else f"DM {channel.id}"
+            raise PermissionError(
+                f"{user.username} cannot {doing} in {where}: {error.message}"
+            ) from None
 
     def _command_data(self, command: dict[str, Any], **fields: Any) -> dict[str, Any]:
         data: dict[str, Any] = {

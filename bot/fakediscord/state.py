@@ -426,9 +426,11 @@ class World:
         return guild
 
     def add_role(self, guild: Guild, name: str, permissions: int = 0, *, color: int = 0) -> Role:
-        role = Role(
-            self.snowflakes.next(), guild.id, name, int(permissions), len(guild.roles), color
-        )
+        """A new role, placed just above @everyone (position 1) as Discord does."""
+        for other in guild.roles.values():
+            if other.id != guild.id:
+                other.position += 1
+        role = Role(self.snowflakes.next(), guild.id, name, int(permissions), 1, color)
         guild.roles[role.id] = role
         return role
 

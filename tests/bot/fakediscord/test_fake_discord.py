@@ -9,6 +9,7 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -18,8 +19,16 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from bot.fakediscord import ChangeKind, FakeDiscord, Message, Upload, point_discord_py_at
-from tests.bot.conftest import StartBot
+from bot.fakediscord import (
+    ChangeKind,
+    FakeDiscord,
+    Message,
+    Permission,
+    Upload,
+    point_discord_py_at,
+)
+
+StartBot = Callable[[commands.Bot], Awaitable[commands.Bot]]  # the start_bot fixture
 
 PRESETS = ["entrance to heaven | entrance to hell", "gate of dawn | gate of dusk", "gateway"]
 
@@ -506,6 +515,52 @@ async def test_resume_after_reconnect_request(fake_discord: FakeDiscord, bot: Pa
     )
     assert change.payload["resumed"]
     await paint(fake_discord)
+
+
+async def test_members_need_the_members_intent(fake_discord: FakeDiscord, bot: PaintBot) -> None:
+    """Without GUILD_MEMBERS the bot knows only itself among the members, as on Discord."""
+    alice = fake_discord.create_user("alice")
+    guild = bot.get_guild(fake_discord.guild.id)
+    assert guild is not None and bot.user is not None
+    assert guild.get_member(bot.user.id) is not None
+    assert guild.get_member(fake_discord.owner.id) is None and guild.get_member(alice.id) is None
+    assert guild.member_count == 2
+    fetched = await guild.fetch_member(alice.id)
+    assert fetched.name == "alice"
+
+
+async def test_permissions_are_enforced(fake_discord: FakeDiscord, bot: PaintBot) -> None:
+    """Channel overwrites stop people (PermissionError) and the bot (403 / 50013) alike."""
+    readonly = fake_discord.create_channel("gallery")
+    fake_discord.set_overwrite(readonly, fake_discord.guild.everyone, deny=Permission.SEND_MESSAGES)
+    alice = fake_discord.create_user("alice")
+    with pytest.raises(PermissionError, match="alice cannot send messages in #gallery"):
+        await fake_discord.send_message(alice, readonly, "hi")
+    await fake_discord.send_message(fake_discord.owner, readonly, "the owner may")
+    channel = await bot.fetch_channel(readonly.id)
+    assert isinstance(channel, discord.TextChannel)
+    with pytest.raises(discord.Forbidden) as caught:
+        await channel.send("the bot may not")
+    assert caught.value.code == 50013
+
+
+async def test_change_stream_for_a_ui(fake_discord: FakeDiscord, bot: PaintBot) -> None:
+    """A subscriber sees what happens in order, with ephemeral things marked for one user."""
+    alice = fake_discord.create_user("alice")
+    async with fake_discord.changes.subscribe() as stream:
+        await fake_discord.send_message(alice, fake_discord.channel, "door?")
+        handle = await fake_discord.slash(alice, fake_discord.channel, "queue", subcommand="show")
+        await handle.wait_response()
+        seen = [await asyncio.wait_for(anext(stream), 1.0) for _ in range(4)]
+    assert [c.kind for c in seen] == [
+        ChangeKind.MESSAGE_CREATE,
+        ChangeKind.INTERACTION_CREATE,
+        ChangeKind.MESSAGE_CREATE,
+        ChangeKind.INTERACTION_RESPONSE,
+    ]
+    assert seen[0].payload["content"] == "door?" and seen[0].visible_to is None
+    assert seen[2].payload["content"] == "alice has 0 jobs" and seen[2].visible_to == alice.id
+    assert seen[2].payload["flags"] & 64
 
 
 def test_point_discord_py_at_restores_globals() -> None:
