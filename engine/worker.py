@@ -37,7 +37,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from engine.request import Request
 
@@ -638,6 +638,7 @@ class WorkerHandle:
         self._crash_streak = 0
         self._restart_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
+        self._stopper: asyncio.Future[list[Job]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = self._stopping = self._closed = False
 
@@ -708,7 +709,7 @@ class WorkerHandle:
             item = await self._events.get()
             if item is _END:
                 return
-            yield item  # type: ignore[misc]
+            yield cast("Event", item)
 
     def health(self) -> Health:
         process = self._process
@@ -730,10 +731,15 @@ class WorkerHandle:
         process to exit, terminate it after `timeout` seconds and kill it 2 s later.
 
         Returns the jobs that got no final event (never started, or cut off), for the caller
-        to run later. The event stream ends.
+        to run later; a second call waits for the first and returns []. The event stream ends.
         """
-        if self._closed:
-            return []
+        first = self._stopper is None
+        if self._stopper is None:
+            self._stopper = asyncio.ensure_future(self._stop(timeout, finish_current))
+        unfinished = await asyncio.shield(self._stopper)
+        return unfinished if first else []
+
+    async def _stop(self, timeout: float, finish_current: bool) -> list[Job]:
         self._stopping = True
         if self._restart_task is not None:
             self._restart_task.cancel()
