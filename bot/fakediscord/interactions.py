@@ -441,7 +441,9 @@ class Interactions:
             channel_id=interaction.channel.id,
             guild_id=interaction.channel.guild_id,
             user_id=interaction.user.id,
-            visible_to=interaction.user.id if ephemeral else None,
+            # A message answer is seen by whoever sees the message; choices and modals are
+            # pop-ups only the person sees.
+            visible_to=message.visible_to if message is not None else interaction.user.id,
             message=message,
             interaction=interaction,
             payload={"type": int(kind), "data": data},

@@ -42,6 +42,7 @@ from .state import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _SELECT_TYPES = {3, 5, 6, 7, 8}  # string, user, role, mentionable, channel selects
 
 
@@ -64,6 +65,8 @@ class FakeDiscord:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        if host not in _LOOPBACK:
+            raise ValueError(f"FakeDiscord only listens on loopback ({_LOOPBACK}), not {host!r}")
         self.token = token
         self.host = host
         self.port = port
@@ -111,8 +114,7 @@ class FakeDiscord:
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
-        self.port = sockets[0].getsockname()[1]
+        self.port = runner.addresses[0][1]
         self._runner = runner
         self.world.base_url = self.base_url
         self.gateway.url = self.gateway_url
@@ -135,7 +137,8 @@ class FakeDiscord:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def api_base(self) -> str:
@@ -145,7 +148,7 @@ class FakeDiscord:
     @property
     def gateway_url(self) -> str:
         """What DiscordWebSocket.DEFAULT_GATEWAY should be (the DISCORD_GATEWAY_URL setting)."""
-        return f"ws://{self.host}:{self.port}/"
+        return "ws" + self.base_url.removeprefix("http") + "/"
 
     # The cast ---------------------------------------------------------------------------------
 
