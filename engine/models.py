@@ -34,9 +34,6 @@ from torch import Tensor
 from engine._taming_compat import ensure_taming_importable
 from engine.download import DownloadError, fetch
 
-DEFAULT_VQGAN = "vqgan_imagenet_f16_16384"
-DEFAULT_CLIP = "ViT-B/32"
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_PATH = REPO_ROOT / "data" / "models.json"
 SEED = 0  # weights of `tiny` and `random:NAME` models

@@ -19,14 +19,13 @@ import torch
 from engine import models
 from engine.models import (
     CLIP,
-    DEFAULT_CLIP,
-    DEFAULT_VQGAN,
     VQGAN,
     ModelError,
     ModelMissing,
     load_clip,
     load_vqgan,
 )
+from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.filterwarnings(
