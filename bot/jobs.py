@@ -1,0 +1,100 @@
+"""Queueing a job from an interaction: limits, atomic admission, and the acknowledgement.
+
+Every command that paints (/entrance, /imagine; the reroll and variation buttons later) comes
+through `queue_job`, which answers within Discord's 3 seconds with the place in line and an
+estimate, and makes that answer the job's status message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import messages
+from bot.errors import ChannelNotAllowed, NotReady
+from bot.quota import Limits, admit, fit_request
+from bot.store import Job, NewJob
+from engine.request import Request
+
+if TYPE_CHECKING:
+    from bot.bot import DoorwaysBot
+
+log = logging.getLogger(__name__)
+
+
+def roles_of(user: discord.User | discord.Member) -> list[tuple[int, str]]:
+    """(id, name) of the member's roles; none for a user outside a guild."""
+    if isinstance(user, discord.Member):
+        return [(role.id, role.name) for role in user.roles]
+    return []
+
+
+def limits_for(bot: DoorwaysBot, interaction: discord.Interaction) -> Limits:
+    return bot.policy.limits_for(roles_of(interaction.user))
+
+
+def check_channel(bot: DoorwaysBot, interaction: discord.Interaction) -> None:
+    """Raise ChannelNotAllowed unless painting is allowed where the interaction happened."""
+    channel = interaction.channel
+    name = getattr(channel, "name", None)
+    parent = getattr(channel, "parent_id", None)
+    parents = (parent,) if isinstance(parent, int) else ()
+    if interaction.channel_id is None or not bot.policy.channel_allowed(
+        interaction.channel_id, [name] if name else [], *parents
+    ):
+        allowed = ", ".join(
+            f"<#{c}>" if isinstance(c, int) else f"#{c}" for c in bot.settings.allowed_channels
+        )
+        raise ChannelNotAllowed(f"Painting is not enabled in this channel; try {allowed}.")
+
+
+async def queue_job(
+    bot: DoorwaysBot,
+    interaction: discord.Interaction,
+    kind: str,
+    request: Request,
+    limits: Limits,
+    *,
+    parent_job: int | None = None,
+) -> Job:
+    """Fit `request` to `limits`, queue it (atomically against the quota) and acknowledge.
+
+    Raises BadOptions or QuotaExceeded (the tree's error handler answers those).
+    """
+    if bot.scheduler.stopping:
+        raise NotReady("The bot is restarting; try again in a minute.")
+    request, notes = fit_request(request, limits)
+    assert interaction.channel_id is not None
+    new = NewJob(
+        kind=kind,
+        owner_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        request=request,
+        interaction_id=interaction.id,
+        notes=tuple(notes),
+        upload_limit=interaction.filesize_limit,
+        parent_job=parent_job,
+    )
+    admission = await admit(bot.store, new, limits)
+    job = admission.job
+    try:
+        wait = bot.scheduler.estimate(job, admission.waiting)
+        text = messages.queued_text(job, admission.waiting.position, wait)
+        response = await interaction.response.send_message(
+            text, allowed_mentions=discord.AllowedMentions.none()
+        )
+        if response.message_id is not None:
+            await bot.store.set_status_message(job.id, response.message_id)
+    finally:
+        bot.scheduler.wake()  # even if the answer failed, the job is queued and will be posted
+    log.info(
+        "job %s queued by %s in %s: #%d in line",
+        job.id,
+        job.owner_id,
+        job.channel_id,
+        admission.waiting.position,
+    )
+    return job

@@ -1,0 +1,210 @@
+"""`doorways-bot`: the composition root. Reads the settings, opens the job store, makes the
+worker handle and the bot, points discord.py at the configured endpoints, and runs until
+SIGINT or SIGTERM. Start-up failures become one plain line and an exit status: 2 for bad
+settings, 1 for anything that stops the bot from starting (token refused, Discord
+unreachable, database unusable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.settings import CONFIG_ENV, Settings, SettingsError, describe_settings, load_settings
+
+if TYPE_CHECKING:
+    import discord
+
+log = logging.getLogger("doorways.bot")
+
+PERMISSIONS = 116800  # Send Messages, Attach Files, Embed Links, Add Reactions, Read History
+SCOPES = "bot applications.commands"
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message says why in one line."""
+
+
+def invite_url(application_id: int | str = "APPLICATION_ID") -> str:
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope={SCOPES.replace(' ', '+')}&permissions={PERMISSIONS}"
+    )
+
+
+def settings_help() -> str:
+    """Every config key with its default, variable or flag, and meaning."""
+    lines = ["config keys ([section] key = default; the variable or option that overrides it):"]
+    for key, default, also, help in describe_settings():
+        head = f"  {key} = {default}" + (f"   ({also})" if also else "")
+        lines.append(head)
+        lines += textwrap.wrap(help, 88, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+EPILOG = f"""\
+environment:
+  DISCORD_TOKEN        the bot token (Developer Portal > your application > Bot > Reset Token)
+  DISCORD_API_BASE     REST base URL instead of Discord's (a rate-limit proxy, a fake Discord)
+  DISCORD_GATEWAY_URL  gateway websocket URL instead of Discord's
+  {CONFIG_ENV:<20} the config file when --config is not given
+  DOORWAYS_MODELS      where the worker finds the models (default: data/models)
+
+{{settings}}
+
+invite the bot with the scopes `{SCOPES}` and the permissions Send Messages, Attach
+Files, Embed Links, Add Reactions and Read Message History ({PERMISSIONS}):
+  {invite_url()}
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="doorways-bot",
+        description="The Doorways Discord bot: /entrance and /imagine paint on this machine's "
+        "GPU through a durable job queue. Settings come from a TOML file (see "
+        "data/bot.example.toml), the environment and these options, later ones winning.",
+        epilog=EPILOG.format(settings=settings_help()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        default=os.environ.get(CONFIG_ENV) or None,
+        help=f"TOML settings file (default: ${CONFIG_ENV}, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--db", type=Path, metavar="PATH", help="the job database (storage.database)"
+    )
+    parser.add_argument(
+        "--guild",
+        type=int,
+        metavar="ID",
+        help="sync commands to this guild at start-up (discord.guild)",
+    )
+    parser.add_argument(
+        "--vqgan",
+        metavar="NAME",
+        help="VQGAN: registry name, tiny, random:NAME or a path (engine.vqgan)",
+    )
+    parser.add_argument(
+        "--clip",
+        metavar="NAME",
+        help="CLIP: registry name, tiny, random:NAME or a path (engine.clip)",
+    )
+    parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (engine.device)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logging level (default: INFO)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
+    try:
+        settings = load_settings(
+            args.config,
+            os.environ,
+            {
+                "database": args.db,
+                "guild": args.guild,
+                "vqgan": args.vqgan,
+                "clip": args.clip,
+                "device": args.device,
+            },
+        )
+        if not settings.token:
+            raise SettingsError(
+                "no bot token: set DISCORD_TOKEN (or discord.token in the config file)"
+            )
+    except SettingsError as error:
+        print(f"doorways-bot: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run(settings))
+    except StartupError as error:
+        print(f"doorways-bot: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def apply_endpoints(settings: Settings) -> None:
+    """Send discord.py's REST calls and gateway connection where the settings say.
+
+    discord.py keeps both as class attributes (process-wide): `discord.http.Route.BASE` and
+    `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`.
+    """
+    import discord.gateway
+    import discord.http
+    import yarl
+
+    if settings.api_base:
+        discord.http.Route.BASE = settings.api_base.rstrip("/")
+        log.info("Discord REST API at %s", discord.http.Route.BASE)
+    if settings.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+        log.info("Discord gateway at %s", settings.gateway_url)
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until it is closed (SIGINT / SIGTERM)."""
+    import aiohttp
+    import discord
+
+    from bot.bot import DoorwaysBot
+    from bot.store import MigrationError, Store
+    from engine.worker import WorkerHandle
+
+    apply_endpoints(settings)
+    try:
+        store = await Store.open(settings.database)
+    except (sqlite3.Error, MigrationError, OSError) as error:
+        raise StartupError(f"cannot open the database {settings.database}: {error}") from None
+    worker = WorkerHandle(
+        settings.device,
+        threads=settings.threads or None,
+        preload=(settings.vqgan, settings.clip) if settings.preload else None,
+    )
+    bot = DoorwaysBot(settings, store, worker)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, _close, bot, signum)
+    try:
+        async with bot:
+            assert settings.token is not None
+            await bot.start(settings.token)
+    except discord.LoginFailure as error:
+        raise StartupError(f"Discord refused the token (DISCORD_TOKEN): {error}") from None
+    except (aiohttp.ClientConnectionError, OSError) as error:
+        where = settings.api_base or "discord.com"
+        raise StartupError(f"cannot reach Discord at {where}: {error}") from None
+    finally:
+        await store.close()
+        log.info("stopped")
+
+
+def _close(bot: discord.Client, signum: int) -> None:
+    log.info("%s: stopping", signal.Signals(signum).name)
+    asyncio.get_running_loop().create_task(bot.close())

@@ -1,0 +1,121 @@
+"""What people read: the acknowledgement, the status message as it changes, the result.
+
+Plain functions of a job row (and a progress event), so the texts are easy to test and the
+same wherever they are sent from.
+"""
+
+from __future__ import annotations
+
+from bot.store import Job
+from engine.prompts import render_prompts
+from engine.worker import Progress
+
+MESSAGE_LIMIT = 2000  # characters in a Discord message
+PROMPT_SHOWN = 300  # characters of the prompt shown in status messages
+BAR_WIDTH = 20
+RESUMED_NOTE = "Resumed after restart: the bot stopped while this was painting."
+CRASH_NOTE = "Retried: the painter process crashed while painting this."
+
+
+def format_duration(seconds: float) -> str:
+    """`under a minute`, `about 4 min`, `about 2 h 10 min`."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
+
+
+def format_elapsed(seconds: float) -> str:
+    """`42 s`, `3 min 12 s`."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s"
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """`█████░░░░░` with `done/total` of the width filled."""
+    filled = 0 if total <= 0 else min(width, round(width * done / total))
+    return "█" * filled + "░" * (width - filled)
+
+
+def headline(job: Job) -> str:
+    """`**#12** · entrance to heaven … | entrance to hell …` (the prompt shortened if long)."""
+    prompt = render_prompts(job.request.prompts)
+    if len(prompt) > PROMPT_SHOWN:
+        prompt = prompt[: PROMPT_SHOWN - 1] + "…"
+    return f"**#{job.id}** · {prompt}"
+
+
+def _with_notes(lines: list[str], job: Job) -> str:
+    lines += [f"-# {note}" for note in job.note_lines]
+    return "\n".join(lines)[:MESSAGE_LIMIT]
+
+
+def queued_text(job: Job, position: int, wait_s: float) -> str:
+    """The acknowledgement: `#3 in line, ready in about 4 min`."""
+    line = f"#{position} in line, ready in {format_duration(wait_s)}"
+    size = f"{job.width}×{job.height}, {job.iterations} iterations, seed {job.seed}"
+    return _with_notes([headline(job), f"{line} · {size}"], job)
+
+
+def running_text(job: Job, progress: Progress | None = None) -> str:
+    """The status while painting: bar, iteration/total and time left."""
+    if progress is None:
+        return _with_notes([headline(job), "Painting… (loading models)"], job)
+    percent = 100 * progress.iteration // max(progress.total, 1)
+    left = format_duration(progress.eta_s) + " left"
+    line = (
+        f"`{progress_bar(progress.iteration, progress.total)}` {percent}% · "
+        f"{progress.iteration}/{progress.total} · {left}"
+    )
+    return _with_notes([headline(job), line], job)
+
+
+def requeued_text(job: Job) -> str:
+    return _with_notes([headline(job), "Waiting to be painted again…"], job)
+
+
+def finished_status_text(job: Job) -> str:
+    """The status message's last state: where the outcome went."""
+    if job.status == "done":
+        took = f" in {format_elapsed(job.total_s)}" if job.total_s is not None else ""
+        line = f"Done{took}: the painting is posted below."
+    elif job.status == "failed":
+        line = f"Failed: {job.error or 'unknown error'}"
+    else:
+        line = "Cancelled."
+    return _with_notes([headline(job), line], job)
+
+
+def result_text(job: Job, call_inline: bool) -> str:
+    """The result post: mention, job id, notes, and the call string when it fits inline."""
+    lines = [f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."]
+    lines += [f"-# {note}" for note in job.note_lines]
+    if call_inline:
+        lines.append(f"```sh\n{job.call_string}\n```")
+    else:
+        lines.append(f"The command that reproduces it is attached (job-{job.id}.txt).")
+    return "\n".join(lines)
+
+
+def result_fits_inline(job: Job) -> bool:
+    """Whether the call string fits in the result message (else it goes in a .txt)."""
+    return len(result_text(job, call_inline=True)) <= MESSAGE_LIMIT - 100
+
+
+def failure_text(job: Job) -> str:
+    lines = [f"<@{job.owner_id}> job **#{job.id}** failed: {job.error or 'unknown error'}"]
+    lines += [f"-# {note}" for note in job.note_lines]
+    return "\n".join(lines)[:MESSAGE_LIMIT]
+
+
+def too_large_note(size: int, limit: int) -> str:
+    return (
+        f"The PNG is {size / 2**20:.1f} MiB, over this server's upload limit "
+        f"({limit / 2**20:.1f} MiB), so it is not attached; it is kept on the bot's disk."
+    )

@@ -1,0 +1,192 @@
+"""The quota policy: who may paint how much, where, and how big; checked atomically.
+
+`Policy.limits_for(roles)` gives a member's `Limits` (the settings, loosened by role
+overrides; an unlimited role lifts them all except the hard iteration maximum).
+`fit_request` clamps what may be clamped (iterations, size) and says so; `admit` counts the
+person's jobs and inserts the new one in one `BEGIN IMMEDIATE` transaction, so fifty commands
+at once can never slip past a limit together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.errors import BadOptions, QuotaExceeded
+from bot.settings import HARD_MAX_ITERATIONS, Settings
+from bot.store import PENDING, Job, NewJob, Store, Waiting, count_jobs, insert_job, place_in_line
+from engine.prompts import render_prompts
+from engine.request import Request
+
+DAY = 86_400.0
+MIN_SIDE = 64
+COUNTED: tuple[str, ...] = ("queued", "running", "done")  # failed and cancelled jobs are free
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One member's limits; None means no limit."""
+
+    daily_images: int | None
+    max_pending: int | None
+    max_iterations: int
+    max_area: int | None
+    max_prompt_length: int | None
+
+    @property
+    def max_size_text(self) -> str:
+        return "no limit" if self.max_area is None else f"{self.max_area:,} pixels"
+
+
+UNLIMITED = Limits(None, None, HARD_MAX_ITERATIONS, None, None)
+
+
+class Policy:
+    """The configured limits and channel allow-list."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base = Limits(
+            settings.daily_images,
+            settings.max_pending,
+            settings.max_iterations,
+            settings.max_area,
+            settings.max_prompt_length,
+        )
+
+    def limits_for(self, roles: Iterable[tuple[int, str]] = ()) -> Limits:
+        """The limits of a member with these (role id, role name) pairs: the most generous
+        value of each limit among the settings and the member's role overrides."""
+        roles = list(roles)
+        unlimited = {str(r) for r in self.settings.unlimited_roles}
+        if any(str(role_id) in unlimited or name in unlimited for role_id, name in roles):
+            return UNLIMITED
+        limits = self.base
+        for role_id, name in roles:
+            override = self.settings.role_limits.get(str(role_id)) or self.settings.role_limits.get(
+                name
+            )
+            if override is None:
+                continue
+            size = override.max_size
+            area = None if size is None else size[0] * size[1]
+            limits = Limits(
+                _most(limits.daily_images, override.daily_images),
+                _most(limits.max_pending, override.max_pending),
+                max(limits.max_iterations, override.max_iterations or 0),
+                _most(limits.max_area, area),
+                _most(limits.max_prompt_length, override.max_prompt_length),
+            )
+        return limits
+
+    def channel_allowed(self, channel_id: int, names: Iterable[str] = (), *parents: int) -> bool:
+        """True if painting is allowed in this channel (by id, name, or a parent's id:
+        a thread inherits its channel's permission)."""
+        allowed = self.settings.allowed_channels
+        if not allowed:
+            return True
+        wanted = {str(a) for a in allowed}
+        return bool(wanted & ({str(channel_id), *(str(p) for p in parents), *names}))
+
+
+def _most(current: int | None, override: int | None) -> int | None:
+    """The more generous of two limits (None: unlimited)."""
+    if current is None or override is None:
+        return current if override is None else None
+    return max(current, override)
+
+
+# Fitting a request to the limits -----------------------------------------------------------------
+
+
+def fit_size(width: int, height: int, max_area: int | None) -> tuple[int, int]:
+    """The size, scaled down (same aspect) to at most `max_area` pixels if it is bigger."""
+    if max_area is None or width * height <= max_area:
+        return width, height
+    scale = math.sqrt(max_area / (width * height))
+    return max(16, math.floor(width * scale)), max(16, math.floor(height * scale))
+
+
+def size_for_aspect(aspect: str, max_area: int, *, max_side: int = 4096) -> tuple[int, int]:
+    """The largest whole-pixel size with aspect `W:H` (e.g. `3:2`) within `max_area`."""
+    left, _, right = aspect.partition(":")
+    a, b = int(left), int(right)
+    height = math.sqrt(max_area * b / a)
+    width, height = math.floor(height * a / b), math.floor(height)
+    scale = min(1.0, max_side / max(width, height))
+    return max(16, math.floor(width * scale)), max(16, math.floor(height * scale))
+
+
+def fit_request(request: Request, limits: Limits) -> tuple[Request, list[str]]:
+    """Clamp iterations and size to `limits`, with a note for each change; refuse prompts that
+    are too long (BadOptions)."""
+    notes = []
+    prompt = render_prompts(request.prompts)
+    if limits.max_prompt_length is not None and len(prompt) > limits.max_prompt_length:
+        raise BadOptions(
+            f"The prompt is {len(prompt)} characters long (with the door words and style); "
+            f"the limit here is {limits.max_prompt_length}. Shorten it and try again."
+        )
+    if request.iterations > limits.max_iterations:
+        notes.append(
+            f"{request.iterations} iterations is over the limit here: clamped to "
+            f"{limits.max_iterations}."
+        )
+        request = request.replace(iterations=limits.max_iterations)
+    width, height = request.size
+    fitted = fit_size(width, height, limits.max_area)
+    if fitted != (width, height):
+        notes.append(
+            f"{width}×{height} is over the size limit here ({limits.max_size_text}): "
+            f"scaled to {fitted[0]}×{fitted[1]}."
+        )
+        request = request.replace(size=fitted)
+    return request, notes
+
+
+# Admission --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Admission:
+    job: Job
+    waiting: Waiting
+
+
+def day_start(now: float) -> float:
+    """The start (00:00 UTC) of the day `now` falls in."""
+    return math.floor(now / DAY) * DAY
+
+
+async def admit(store: Store, new: NewJob, limits: Limits) -> Admission:
+    """Check the person's pending and daily counts and queue the job, atomically.
+
+    Raises QuotaExceeded (saying when it frees up) and inserts nothing when a limit is met.
+    """
+    async with store.transaction() as db:
+        now = store.clock()
+        if limits.max_pending is not None:
+            pending = await count_jobs(db, new.owner_id, PENDING)
+            if pending >= limits.max_pending:
+                raise QuotaExceeded(
+                    f"You already have {pending} job{'s' if pending != 1 else ''} waiting or "
+                    f"running, the most you can have at once ({limits.max_pending}). "
+                    "Send this again when one of them has finished."
+                )
+        if limits.daily_images is not None:
+            start = day_start(now)
+            used = await count_jobs(db, new.owner_id, COUNTED, since=start)  # type: ignore[arg-type]
+            if used >= limits.daily_images:
+                resets = int(start + DAY)
+                raise QuotaExceeded(
+                    f"You have used your {limits.daily_images} images for today. "
+                    f"The quota resets <t:{resets}:R> (00:00 UTC).",
+                    resets_at=resets,
+                )
+        job_id = await insert_job(db, new, now)
+        waiting = await place_in_line(db, job_id)
+    assert waiting is not None
+    job = await store.get(job_id)
+    assert job is not None
+    return Admission(job, waiting)

@@ -1,0 +1,151 @@
+"""Telling people on Discord what happens to their jobs: status edits and the results.
+
+Everything here uses the bot token (channel messages), never the interaction token, which
+expires after 15 minutes while jobs can wait longer than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from pathlib import Path
+
+import discord
+
+from bot import messages
+from bot.progress import MessageGone, ProgressPublisher, Update
+from bot.store import Job, Store
+from engine.worker import Progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 2**20  # Discord's limit without boosts
+
+
+class DiscordReporter:
+    """The scheduler's reporter: throttled status edits, and the posted outcome of each job.
+
+    Parameters
+    ----------
+    client:
+        The logged-in bot (its REST client is used; the gateway need not be up).
+    store:
+        Where each job's channel and status message are looked up.
+    interval, global_edits, global_period:
+        The edit throttles (see bot.progress.ProgressPublisher).
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        store: Store,
+        *,
+        interval: float = 3.0,
+        global_edits: int = 10,
+        global_period: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.publisher = ProgressPublisher(
+            self._edit, interval=interval, global_edits=global_edits, global_period=global_period
+        )
+
+    # The scheduler's Reporter protocol -----------------------------------------------------------
+
+    def started(self, job: Job) -> None:
+        self.publisher.show(job.id, messages.running_text(job))
+
+    def progress(self, job: Job, event: Progress) -> None:
+        self.publisher.show(job.id, messages.running_text(job, event), event.preview_png)
+
+    def requeued(self, job: Job) -> None:
+        self.publisher.show(job.id, messages.requeued_text(job))
+
+    async def deliver(self, job: Job) -> None:
+        """Final status edit, then the outcome as a reply mentioning the owner."""
+        await self.publisher.finish(job.id, messages.finished_status_text(job))
+        if job.status == "cancelled":
+            await self.store.mark_delivered(job.id, None)
+            return
+        try:
+            message = await self._post(job)
+        except (discord.Forbidden, discord.NotFound) as error:
+            log.warning("cannot post job %s in channel %s: %s", job.id, job.channel_id, error)
+            await self.store.mark_delivered(job.id, None)  # it never will be
+            return
+        except discord.HTTPException as error:
+            log.error("posting job %s failed (%s); tried again at the next start", job.id, error)
+            return
+        await self.store.mark_delivered(job.id, message.id)
+        log.info("job %s %s: posted as message %s", job.id, job.status, message.id)
+
+    async def close(self) -> None:
+        await self.publisher.close()
+
+    # Discord ------------------------------------------------------------------------------------
+
+    def _channel(self, job: Job) -> discord.PartialMessageable:
+        return self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    async def _edit(self, job_id: int, update: Update) -> None:
+        """Edit job `job_id`'s status message (skipped while its id is not known yet)."""
+        job = await self.store.get(job_id)
+        if job is None or job.status_message_id is None:
+            return
+        message = self._channel(job).get_partial_message(job.status_message_id)
+        try:
+            if update.preview is not None:
+                preview = discord.File(io.BytesIO(update.preview), filename="preview.png")
+                await message.edit(content=update.content, attachments=[preview])
+            elif update.final:
+                await message.edit(content=update.content, attachments=[])
+            else:
+                await message.edit(content=update.content)
+        except discord.NotFound as error:
+            raise MessageGone from error
+
+    async def _post(self, job: Job) -> discord.Message:
+        reference = None
+        if job.status_message_id is not None:
+            reference = discord.MessageReference(
+                message_id=job.status_message_id,
+                channel_id=job.channel_id,
+                fail_if_not_exists=False,
+            )
+        mentions = discord.AllowedMentions(
+            users=[discord.Object(job.owner_id)], roles=False, everyone=False
+        )
+        files: list[discord.File] = []
+        if job.status == "done":
+            inline = messages.result_fits_inline(job)
+            content = messages.result_text(job, call_inline=inline)
+            if not inline:
+                files.append(
+                    discord.File(io.BytesIO(job.call_string.encode()), filename=f"job-{job.id}.txt")
+                )
+            png = await _read(job.output_path)
+            limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
+            if png is None:
+                content += "\n-# The PNG file is missing on the bot's disk."
+            elif len(png) > limit:
+                content += "\n-# " + messages.too_large_note(len(png), limit)
+            else:
+                files.insert(0, discord.File(io.BytesIO(png), filename=f"doorways-{job.id}.png"))
+        else:
+            content = messages.failure_text(job)
+        return await self._channel(job).send(
+            content[: messages.MESSAGE_LIMIT],
+            files=files,
+            reference=reference,  # type: ignore[arg-type]
+            allowed_mentions=mentions,
+        )
+
+
+async def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return await asyncio.to_thread(Path(path).read_bytes)
+    except OSError:
+        return None
