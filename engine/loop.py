@@ -8,7 +8,7 @@ closing the generator cancels it between iterations.
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import torch
@@ -157,7 +157,9 @@ def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
     return torch.optim.Adam([z], lr=request.lr)
 
 
-def generate(request: Request, vqgan: VQGAN, clip: CLIP) -> Iterator[Progress | Finished]:
+def generate(
+    request: Request, vqgan: VQGAN, clip: CLIP
+) -> Generator[Progress | Finished, None, None]:
     """Run the request on loaded models; yields Progress per step and then Finished."""
     started = time.perf_counter()
     request = with_seed(request)

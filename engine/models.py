@@ -402,7 +402,7 @@ def load_vqgan(name_or_path: str, device: torch.device) -> VQGAN:
         target, params = _vqgan_config_beside(path)
     elif name_or_path in _read_registry():
         entry = _kind_entry("vqgan", name_or_path)
-        path = _weights_path(name_or_path)
+        path = weights_path(name_or_path)
         target, params = entry["target"], entry["params"]
     else:
         path = _local_file(name_or_path)
@@ -487,7 +487,7 @@ def load_clip(name_or_path: str, device: torch.device) -> CLIP:
         path = ensure_tiny_clip()
     elif name_or_path in _read_registry():
         _kind_entry("clip", name_or_path)
-        path = _weights_path(name_or_path)
+        path = weights_path(name_or_path)
     else:
         path = _local_file(name_or_path)
     return _clip_adapter(_read_clip(path), name_or_path, device)
@@ -524,7 +524,7 @@ def _kind_entry(kind: str, name: str) -> dict[str, Any]:
     return entry
 
 
-def _weights_path(name: str) -> Path:
+def weights_path(name: str) -> Path:
     """The downloaded weights of registry entry `name`, or ModelMissing."""
     path = model_paths(name)[0]
     if not path.is_file():

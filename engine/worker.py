@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
@@ -307,7 +307,8 @@ class _ModelCache:
         from engine import models
 
         for name in (vqgan_name, clip_name):  # fail before evicting what is resident
-            _check_downloaded(name)
+            if name in models.registry():
+                models.weights_path(name)
         key = (vqgan_name, str(self.device))
         if self.vqgan is None or self.vqgan[0] != key:
             self.vqgan = None
@@ -325,16 +326,6 @@ class _ModelCache:
     def clear(self) -> None:
         self.vqgan = self.clip = None
         _free_memory(self.device)
-
-
-def _check_downloaded(name: str) -> None:
-    """Raise ModelMissing for a registry model whose weights are not downloaded."""
-    from engine import models
-
-    if name in models.registry():
-        path = models.model_paths(name)[0]  # the weights (load_* raises the same)
-        if not path.is_file():
-            raise models.ModelMissing(name, path)
 
 
 def _free_memory(device: torch.device) -> None:
@@ -498,8 +489,7 @@ class _Server:
                 raise
             return Failed(job.job_id, "out_of_memory", oom_message(request, str(self.device)))
         finally:
-            if isinstance(steps, Generator):  # closing the loop's generator cancels it
-                steps.close()
+            steps.close()  # closing the loop's generator cancels it
         raise RuntimeError("the loop ended without a result")
 
 
