@@ -69,6 +69,8 @@ class DoorwaysBot(commands.Bot):
         *,
         extensions: str = EXTENSIONS_PACKAGE,
     ) -> None:
+        # The bot never speaks: no warnings about voice libraries at start-up.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()  # guilds, members' roles in interactions, reactions
         intents.message_content = False
         super().__init__(

@@ -1,0 +1,143 @@
+"""`doorways-bot` as a real process: --help documents everything, bad settings and a refused
+token end with a plain line and an exit status, and against a FakeDiscord (found through
+DISCORD_API_BASE / DISCORD_GATEWAY_URL) it connects, syncs to --guild and answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import discord
+
+from bot.fakediscord import FakeDiscord
+from bot.launcher import PERMISSIONS, invite_url
+from bot.settings import describe_settings
+
+SCRIPT = Path(sys.executable).with_name("doorways-bot")
+CONFIG = """\
+[discord]
+guild_ready_timeout = 0.1
+
+[engine]
+cutn = 2
+threads = 1
+preload = false
+
+[limits]
+max_size = [64, 64]
+"""
+
+
+def run_script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_help_documents_every_key_and_variable() -> None:
+    """--help lists every option, config key, environment variable, and the invite."""
+    shown = run_script("--help")
+    assert shown.returncode == 0
+    for option in ("--config", "--db", "--guild", "--vqgan", "--clip", "--device"):
+        assert option in shown.stdout
+    for key, _default, _also, _help in describe_settings():
+        assert f"  {key} = " in shown.stdout, key
+    for variable in ("DISCORD_TOKEN", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL"):
+        assert variable in shown.stdout
+    assert "bot applications.commands" in shown.stdout and invite_url() in shown.stdout
+
+
+def test_invite_permissions_are_the_five_needed() -> None:
+    """The permission integer is Send Messages, Attach Files, Embed Links, Add Reactions and
+    Read Message History."""
+    expected = discord.Permissions(
+        send_messages=True,
+        attach_files=True,
+        embed_links=True,
+        add_reactions=True,
+        read_message_history=True,
+    )
+    assert expected.value == PERMISSIONS
+
+
+def test_bad_settings_exit_2_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text("[limits]\nmax_iterations = 9000\n")
+    failed = run_script("--config", str(config), env={"DISCORD_TOKEN": "x"})
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines()[-1] == (
+        "doorways-bot: limits.max_iterations: must be from 1 to 6000, not 9000"
+    )
+    config.write_text("[limits]\nmax_iteration = 9\n")
+    typo = run_script("--config", str(config), env={"DISCORD_TOKEN": "x"})
+    assert typo.returncode == 2 and "unknown setting limits.max_iteration" in typo.stderr
+    no_token = run_script("--db", str(tmp_path / "db.sqlite3"), env={"DISCORD_TOKEN": ""})
+    assert no_token.returncode == 2 and "no bot token: set DISCORD_TOKEN" in no_token.stderr
+
+
+async def test_wrong_token_and_unreachable_discord_exit_1(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        env = {
+            "DISCORD_TOKEN": "not-the-token",
+            "DISCORD_API_BASE": fake.api_base,
+            "DISCORD_GATEWAY_URL": fake.gateway_url,
+        }
+        args = ("--db", str(tmp_path / "db.sqlite3"))
+        refused = await asyncio.to_thread(run_script, *args, env=env)
+    assert refused.returncode == 1
+    assert "doorways-bot: Discord refused the token (DISCORD_TOKEN)" in refused.stderr
+    gone = await asyncio.to_thread(run_script, *args, env=env)  # the fake has stopped
+    assert gone.returncode == 1 and "doorways-bot: cannot reach Discord at http://" in gone.stderr
+
+
+async def test_process_connects_syncs_to_guild_and_answers(tmp_path: Path) -> None:
+    """The console script, pointed at the fake by environment, answers /entrance in time
+    and stops cleanly on SIGTERM."""
+    config = tmp_path / "bot.toml"
+    config.write_text(CONFIG)
+    log = tmp_path / "bot.log"
+    async with FakeDiscord() as fake:
+        env = {
+            **os.environ,
+            "DISCORD_TOKEN": fake.token,
+            "DISCORD_API_BASE": fake.api_base,
+            "DISCORD_GATEWAY_URL": fake.gateway_url,
+        }
+        with log.open("w") as output:
+            process = await asyncio.create_subprocess_exec(
+                str(SCRIPT),
+                *("--config", str(config), "--db", str(tmp_path / "jobs.sqlite3")),
+                *("--guild", str(fake.guild.id), "--vqgan", "tiny", "--clip", "tiny"),
+                *("--device", "cpu"),
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            await fake.wait_for_bot(timeout=30)
+            await fake.wait_until(lambda: fake.commands(fake.guild) or None, timeout=30)
+            assert fake.commands() == []  # synced to the guild, not globally
+            handle = await fake.slash(
+                fake.owner, fake.channel, "entrance", {"realms": "heaven | hell", "seed": 1}
+            )
+            response = await handle.wait_response(timeout=3.0)
+            assert "#1 in line, ready in" in response.content
+            assert "entrance to heaven by James Gurney" in response.content
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 30)
+    text = log.read_text()
+    assert code == 0, text
+    assert f"synced 2 commands to guild {fake.guild.id}" in text
+    assert "SIGTERM: stopping" in text and "stopped" in text
+    assert "Traceback" not in text and "voice will NOT be supported" not in text
