@@ -15,9 +15,11 @@ import signal
 import statistics
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from PIL import Image
 
 from bot.bot import DoorwaysBot
 from bot.errors import BadOptions
@@ -388,3 +390,59 @@ async def test_fifty_commands_at_once_are_acknowledged_in_time(world: World) -> 
         )
     assert await bot.scheduler.cancel(job_id_of(long.original)) is not None
     await world.idle()
+
+
+# Outcomes that do not fit, and failures ---------------------------------------------------------
+
+
+@module_loop
+async def test_long_call_string_is_attached_and_oversized_png_is_not(
+    world: World, tmp_path: Path
+) -> None:
+    """A call string too long for a message comes as job-<id>.txt; a PNG over the upload
+    limit stays on disk and the post says why."""
+    fake, bot = world.fake, world.bot
+    png = tmp_path / "big.png"
+    Image.new("RGB", (64, 64), "red").save(png)
+    person = world.user()
+    request = _build.imagine("a door", bot.settings, max_area=4096)
+    job = await bot.store.add(
+        NewJob("imagine", person.id, fake.guild.id, fake.channel.id, request, upload_limit=100)
+    )
+    long_call = "doorways generate " + "'a very long prompt' " * 120
+    async with bot.store.lock:
+        await bot.store.db.execute(
+            "UPDATE jobs SET status = 'done', call_string = ?, output_path = ?, seed = 9,"
+            " total_s = 1 WHERE id = ?",
+            (long_call, str(png), job.id),
+        )
+    done = await bot.store.get(job.id)
+    assert done is not None
+    await bot.reporter.deliver(done)
+    posted = await fake.wait_for_message(fake.channel, lambda m: f"**#{job.id}**" in m.content)
+    assert f"attached (job-{job.id}.txt)" in posted.content and "```" not in posted.content
+    [text] = posted.attachments
+    assert text.filename == f"job-{job.id}.txt" and text.data.decode() == long_call
+    assert "over this server's upload limit" in posted.content
+
+
+@module_loop
+async def test_failed_job_is_posted_with_its_reason(world: World) -> None:
+    """A job the worker cannot run (its model is not downloaded) is posted as a failure that
+    mentions the person and says what to do."""
+    fake, bot = world.fake, world.bot
+    await world.idle()
+    person = world.user()
+    request = _build.imagine("a door", bot.settings, max_area=4096).replace(
+        vqgan="vqgan_imagenet_f16_1024"
+    )
+    job = await bot.store.add(NewJob("imagine", person.id, fake.guild.id, fake.channel.id, request))
+    bot.scheduler.wake()
+    posted = await fake.wait_for_message(
+        fake.channel, lambda m: f"job **#{job.id}** failed" in m.content, timeout=30
+    )
+    assert f"<@{person.id}>" in posted.content and person.id in posted.mention_ids
+    assert "doorways models download vqgan_imagenet_f16_1024" in posted.content
+    failed = await bot.store.get(job.id)
+    assert failed is not None and failed.status == "failed"
+    assert failed.error_kind == "model_missing"
