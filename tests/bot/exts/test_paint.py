@@ -185,7 +185,7 @@ async def test_entrance_is_acknowledged_then_painted_and_posted(world: World) ->
         for a in payload["attachments"]  # type: ignore[union-attr]
     )
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(updates)]
-    assert all(gap >= world.bot.settings.edit_interval - 0.05 for gap in gaps), gaps
+    assert all(gap >= world.bot.settings.edit_interval / 2 for gap in gaps), gaps
 
 
 @module_loop

@@ -1,0 +1,149 @@
+"""The quota policy and its atomic admission, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.errors import BadOptions, QuotaExceeded
+from bot.quota import (
+    DAY,
+    UNLIMITED,
+    Limits,
+    Policy,
+    admit,
+    day_start,
+    fit_request,
+    fit_size,
+    size_for_aspect,
+)
+from bot.settings import RoleLimits, Settings
+from bot.store import NewJob, Store
+from engine.prompts import Prompt
+from engine.request import Request
+
+NOON = 1_700_000_000.0 // DAY * DAY + DAY / 2  # a day's noon, UTC
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "jobs.sqlite3", clock=Clock(NOON))
+    yield opened
+    await opened.close()
+
+
+def new_job(owner: int) -> NewJob:
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=5, seed=1)
+    return NewJob("imagine", owner, 1, 2, request)
+
+
+LIMITS = Limits(
+    daily_images=5, max_pending=3, max_iterations=100, max_area=4096, max_prompt_length=50
+)
+
+
+async def test_fifty_at_once_never_pass_the_pending_limit(store: Store) -> None:
+    """Concurrent admissions for one person: exactly max_pending get in."""
+    results = await asyncio.gather(
+        *(admit(store, new_job(1), LIMITS) for _ in range(50)), return_exceptions=True
+    )
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert len(admitted) == 3 and len(refused) == 47
+    assert "the most you can have at once (3)" in refused[0].message
+    assert sorted(a.waiting.position for a in admitted) == [1, 2, 3]
+
+
+async def test_daily_limit_counts_today_and_says_when_it_resets(store: Store) -> None:
+    """Done jobs count toward the day, failed and cancelled ones don't; the next day is new."""
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    for status in ("done", "done", "done", "done", "failed", "cancelled"):
+        job = (await admit(store, new_job(7), LIMITS)).job
+        await store.db.execute("UPDATE jobs SET status = ? WHERE id = ?", (status, job.id))
+    await admit(store, new_job(7), LIMITS)  # the fifth image of the day
+    with pytest.raises(QuotaExceeded) as refused:
+        await admit(store, new_job(7), LIMITS)
+    tomorrow = int(day_start(NOON) + DAY)
+    assert refused.value.resets_at == tomorrow
+    assert f"resets <t:{tomorrow}:R> (00:00 UTC)" in refused.value.message
+    assert "used your 5 images for today" in refused.value.message
+    await store.db.execute("UPDATE jobs SET status = 'done' WHERE status = 'queued'")
+    clock.now = tomorrow + 1.0
+    assert (await admit(store, new_job(7), LIMITS)).job.owner_id == 7
+    assert (await admit(store, new_job(8), LIMITS)).job.owner_id == 8  # others unaffected
+
+
+async def test_unlimited_admits_everything(store: Store) -> None:
+    for _ in range(10):
+        await admit(store, new_job(3), UNLIMITED)
+    assert len(await store.jobs(["queued"])) == 10
+
+
+def test_roles_loosen_limits_and_unlimited_lifts_them() -> None:
+    """A member gets the most generous value among the settings and their roles."""
+    settings = Settings(
+        daily_images=25,
+        max_pending=3,
+        max_iterations=1000,
+        unlimited_roles=(42, "Admins"),
+        role_limits={
+            "Patron": RoleLimits(daily_images=100, max_size=(640, 480)),
+            "123": RoleLimits(max_pending=1, max_iterations=3000),
+        },
+    )
+    policy = Policy(settings)
+    assert policy.limits_for([]) == Limits(25, 3, 1000, 135_000, 350)
+    assert policy.limits_for([(9, "Patron")]) == Limits(100, 3, 1000, 307_200, 350)
+    both = policy.limits_for([(9, "Patron"), (123, "x")])
+    assert both == Limits(100, 3, 3000, 307_200, 350)  # a stricter role never tightens
+    assert policy.limits_for([(42, "y")]) is UNLIMITED
+    assert policy.limits_for([(7, "Admins")]) is UNLIMITED
+    assert UNLIMITED.max_iterations == 6000  # the hard maximum holds even then
+
+
+def test_channel_allow_list() -> None:
+    assert Policy(Settings()).channel_allowed(1)
+    policy = Policy(Settings(allowed_channels=(11, "painting")))
+    assert policy.channel_allowed(11) and policy.channel_allowed(5, ["painting"])
+    assert policy.channel_allowed(99, ["thread"], 11)  # a thread in an allowed channel
+    assert not policy.channel_allowed(12, ["general"])
+
+
+def test_fit_request_clamps_with_notes_and_refuses_long_prompts() -> None:
+    request = Request(prompts=(Prompt("a door"),), size=(512, 256), iterations=500)
+    fitted, notes = fit_request(request, LIMITS)
+    assert fitted.iterations == 100 and fitted.size == (90, 45)
+    assert notes == [
+        "500 iterations is over the limit here: clamped to 100.",
+        "512×256 is over the size limit here (4,096 pixels): scaled to 90×45.",
+    ]
+    assert fit_request(fitted, LIMITS) == (fitted, [])
+    with pytest.raises(BadOptions, match="55 characters long"):
+        fit_request(request.replace(prompts=(Prompt("x" * 55),)), LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("aspect", "area", "expected"),
+    [("3:2", 135_000, (450, 300)), ("1:1", 4096, (64, 64)), ("2:1", 131_072, (512, 256))],
+)
+def test_size_for_aspect(aspect: str, area: int, expected: tuple[int, int]) -> None:
+    width, height = size_for_aspect(aspect, area)
+    assert (width, height) == expected and width * height <= area
+
+
+def test_fit_size_keeps_small_sizes_and_the_aspect() -> None:
+    assert fit_size(100, 50, None) == (100, 50) and fit_size(60, 60, 4096) == (60, 60)
+    width, height = fit_size(4096, 1024, 135_000)
+    assert width * height <= 135_000 and abs(width / height - 4) < 0.05

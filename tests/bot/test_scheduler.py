@@ -1,0 +1,266 @@
+"""The scheduler against a real SQLite store and a scripted stand-in for the worker: fair
+dispatch one at a time, crash retry once, start-up recovery, stop, cancel, estimates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.messages import CRASH_NOTE, RESUMED_NOTE
+from bot.scheduler import Scheduler
+from bot.store import Job, NewJob, Store
+from engine import worker as engine_worker
+from engine.prompts import Prompt
+from engine.request import Request
+from engine.worker import Cancelled, Done, Event, Failed, Health, Progress, Started
+
+
+class FakeWorker:
+    """Records submissions; the test plays the worker's events."""
+
+    def __init__(self) -> None:
+        self.submitted: asyncio.Queue[engine_worker.Job] = asyncio.Queue()
+        self.events_queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.cancelled: list[str] = []
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    def submit(self, job: engine_worker.Job) -> None:
+        self.submitted.put_nowait(job)
+
+    def cancel(self, job_id: str) -> bool:
+        self.cancelled.append(job_id)
+        return True
+
+    async def events(self) -> AsyncIterator[Event]:
+        while (event := await self.events_queue.get()) is not None:
+            yield event
+
+    def health(self) -> Health:
+        return Health(True, 1, "cpu", None, None, (), 0, 0)
+
+    async def stop(
+        self, timeout: float = 10.0, *, finish_current: bool = False
+    ) -> list[engine_worker.Job]:
+        self.stopped = True
+        self.events_queue.put_nowait(None)
+        return []
+
+    def emit(self, event: Event) -> None:
+        self.events_queue.put_nowait(event)
+
+    async def next(self) -> int:
+        """The id of the next job handed over (waits for it)."""
+        job = await asyncio.wait_for(self.submitted.get(), 5.0)
+        return int(job.job_id)
+
+    def done(self, job_id: int) -> None:
+        self.emit(Done(str(job_id), (f"/out/{job_id}.png", ""), 7, "call", 0.1, 0.1, 1.0))
+
+
+class Reporter:
+    """Records what people would be told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.delivered: asyncio.Queue[Job] = asyncio.Queue()
+        self.requeued_jobs: list[Job] = []
+
+    def started(self, job: Job) -> None:
+        self.calls.append(("started", job.id))
+
+    def progress(self, job: Job, event: Progress) -> None:
+        self.calls.append(("progress", job.id))
+
+    def requeued(self, job: Job) -> None:
+        self.calls.append(("requeued", job.id))
+        self.requeued_jobs.append(job)
+
+    async def deliver(self, job: Job) -> None:
+        self.calls.append(("deliver", job.id))
+        self.delivered.put_nowait(job)
+
+    async def close(self) -> None:
+        self.calls.append(("close", 0))
+
+    async def next_delivery(self) -> Job:
+        return await asyncio.wait_for(self.delivered.get(), 5.0)
+
+
+def new_job(owner: int, iterations: int = 10) -> NewJob:
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=iterations, seed=1)
+    return NewJob("imagine", owner, 1, 2, request)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "jobs.sqlite3")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def parts(
+    store: Store, tmp_path: Path
+) -> AsyncIterator[tuple[Scheduler, FakeWorker, Reporter]]:
+    worker, reporter = FakeWorker(), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path / "out")
+    yield scheduler, worker, reporter
+    await scheduler.stop(timeout=1)
+
+
+async def test_dispatches_one_at_a_time_in_fair_order(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """A's three jobs and B's one: A1, B1, A2, A3, each only after the previous finished."""
+    scheduler, worker, reporter = parts
+    a = [await store.add(new_job(owner=1)) for _ in range(3)]
+    b = await store.add(new_job(owner=2))
+    await scheduler.start()
+    order = []
+    for _ in range(4):
+        job_id = await worker.next()
+        order.append(job_id)
+        assert worker.submitted.empty()  # nothing else is handed over meanwhile
+        worker.emit(Started(str(job_id), time.time()))
+        worker.done(job_id)
+        delivered = await reporter.next_delivery()
+        assert delivered.id == job_id and delivered.status == "done"
+    assert order == [a[0].id, b.id, a[1].id, a[2].id]
+    assert ("started", a[0].id) in reporter.calls
+
+
+async def test_crash_is_retried_once_then_fails(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """The first crash requeues the job (with a note, first in line); the second fails it."""
+    scheduler, worker, reporter = parts
+    job = await store.add(new_job(owner=1))
+    other = await store.add(new_job(owner=2))
+    await scheduler.start()
+    assert await worker.next() == job.id
+    worker.emit(Started(str(job.id), time.time()))
+    worker.emit(Failed(str(job.id), "crash", "the worker process died (killed by SIGKILL)"))
+    assert await worker.next() == job.id  # again, before the other person's job
+    assert reporter.requeued_jobs[0].note_lines == [CRASH_NOTE]
+    worker.emit(Started(str(job.id), time.time()))
+    worker.emit(Failed(str(job.id), "crash", "the worker process died (killed by SIGKILL)"))
+    failed = await reporter.next_delivery()
+    assert failed.id == job.id and failed.status == "failed" and failed.attempts == 2
+    assert failed.error is not None and "crashed on the retry too" in failed.error
+    assert await worker.next() == other.id
+
+
+async def test_other_failures_are_not_retried(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    scheduler, worker, reporter = parts
+    job = await store.add(new_job(owner=1))
+    await scheduler.start()
+    await worker.next()
+    worker.emit(Started(str(job.id), time.time()))
+    worker.emit(Failed(str(job.id), "out_of_memory", "try at most 64×48"))
+    failed = await reporter.next_delivery()
+    assert (failed.status, failed.error_kind, failed.error) == (
+        "failed",
+        "out_of_memory",
+        "try at most 64×48",
+    )
+
+
+async def test_start_recovers_interrupted_and_posts_undelivered(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """At start: a job left running once goes first with a note; one left running on its
+    retry fails and is posted; an outcome never posted is posted."""
+    scheduler, worker, reporter = parts
+    waiting = await store.add(new_job(owner=3))
+    interrupted = await store.add(new_job(owner=1))
+    twice = await store.add(new_job(owner=2))
+    unposted = await store.add(new_job(owner=4))
+    async with store.lock:
+        db = store.db
+        running = "UPDATE jobs SET status='running', attempts=? WHERE id=?"
+        await db.execute(running, (1, interrupted.id))
+        await db.execute(running, (2, twice.id))
+        await db.execute("UPDATE jobs SET status='done' WHERE id=?", (unposted.id,))
+    await scheduler.start()
+    assert await worker.next() == interrupted.id
+    delivered = {(await reporter.next_delivery()).id for _ in range(2)}
+    assert delivered == {twice.id, unposted.id}
+    resumed = await store.get(interrupted.id)
+    assert resumed is not None and resumed.note_lines == [RESUMED_NOTE]
+    assert ("requeued", interrupted.id) in reporter.calls
+    worker.done(interrupted.id)
+    assert await worker.next() == waiting.id
+
+
+async def test_stop_keeps_a_started_job_for_the_next_start(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """A job that started stays `running` (resumed next time); one handed over but never
+    started goes back to the queue untouched. The loops end and the worker stops."""
+    scheduler, worker, _ = parts
+    job = await store.add(new_job(owner=1))
+    await scheduler.start()
+    await worker.next()
+    worker.emit(Started(str(job.id), time.time()))
+    await asyncio.sleep(0.05)
+    await scheduler.stop(timeout=1)
+    assert worker.stopped
+    kept = await store.get(job.id)
+    assert kept is not None and kept.status == "running"
+
+
+async def test_stop_unclaims_a_job_that_never_started(store: Store, tmp_path: Path) -> None:
+    worker, reporter = FakeWorker(), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path)
+    job = await store.add(new_job(owner=1))
+    await scheduler.start()
+    await worker.next()
+    await scheduler.stop(timeout=1)
+    back = await store.get(job.id)
+    assert back is not None and back.status == "queued" and back.attempts == 0
+    assert ("close", 0) in reporter.calls
+
+
+async def test_cancel_running_and_queued(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    scheduler, worker, reporter = parts
+    running = await store.add(new_job(owner=1))
+    queued = await store.add(new_job(owner=2))
+    last = await store.add(new_job(owner=3))
+    await scheduler.start()
+    assert await worker.next() == running.id
+    worker.emit(Started(str(running.id), time.time()))
+    cancelled = await scheduler.cancel(queued.id)
+    assert cancelled is not None and cancelled.status == "cancelled"
+    assert (await reporter.next_delivery()).id == queued.id
+    assert await scheduler.cancel(running.id) is not None
+    assert worker.cancelled == [str(running.id)]
+    worker.emit(Cancelled(str(running.id)))
+    assert await worker.next() == last.id
+    assert await scheduler.cancel(running.id) is None  # already ended
+
+
+async def test_estimate_uses_progress_and_history(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    scheduler, worker, _ = parts
+    scheduler.per_iteration = 0.5
+    first = await store.add(new_job(owner=1, iterations=100))
+    await scheduler.start()
+    await worker.next()
+    worker.emit(Progress(str(first.id), 50, 100, {}, it_per_s=2.0, eta_s=25.0))
+    await asyncio.sleep(0.05)
+    second = await store.add(new_job(owner=2, iterations=20))
+    waiting = await store.waiting(second.id)
+    assert waiting is not None and waiting.position == 2
+    assert scheduler.estimate(second, waiting) == pytest.approx(25.0 + 20 * 0.5)
