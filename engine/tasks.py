@@ -1,0 +1,656 @@
+"""Task folders: run runvqgan-style task files through the worker, overnight, resumably.
+
+`doorways tasks run FOLDER` runs FOLDER/*.txt, FOLDER/*.json and FOLDER/<user>/task_*.txt
+(never sample.txt or task_sample.txt) through one worker process, which loads the models
+once for the whole batch. What it keeps on disk, beside each task file NAME:
+
+- `NAME.progress.json` while NAME runs: the seeds of its images and each result, rewritten
+  atomically after every change, so a run killed at any moment is finished by the next
+  without making any finished image again;
+- `NAME.done`: NAME once every image has a result; `STEM_ERROR.txt` lists the images that
+  failed and why;
+- `NAME.error` + `STEM_ERROR.txt`: a task file that cannot run at all (bad JSON, a limit),
+  renamed so that it is not tried again every night.
+
+Pictures go to OUTPUT_ROOT/out_folder/out_file_N.png (+ .txt call string), N the next free
+number. The worker writes each picture under a hidden temporary name; when it is done the
+runner claims the next free number (creating the file exclusively: never overwriting) and
+moves the picture there, noting "saving" in the progress first so a crash in between is
+completed by the next run. A lock file keeps two runs of one folder from overlapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.config import load_config
+from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
+from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task, task_summary
+from engine.worker import Cancelled, Done, Failed, Job, Started, WorkerError, WorkerHandle
+
+log = logging.getLogger("doorways.tasks")
+
+LOCK_NAME = ".doorways-tasks.lock"
+SAMPLES = frozenset({"sample.txt", "task_sample.txt"})
+PROGRESS_SUFFIX = ".progress.json"
+ERROR_SUFFIX = "_ERROR.txt"
+CRASH_TRIES = 2  # a job whose worker died is tried once more in the same run
+
+
+class TasksBusy(Exception):
+    """Another run holds the folder's lock."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a folder is run: the CLI options and the config file's [tasks] table."""
+
+    out_root: Path = Path("data/outputs")
+    limits: TaskLimits = field(default_factory=TaskLimits)
+    vqgan: str = DEFAULT_VQGAN  # for task files that name no model
+    clip: str = DEFAULT_CLIP
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads in the worker
+
+
+@dataclass
+class Summary:
+    """What one run did, for the log (and the tests)."""
+
+    files: int = 0  # task files found
+    finished: list[str] = field(default_factory=list)  # renamed .done
+    refused: dict[str, str] = field(default_factory=dict)  # renamed .error: file → problems
+    made: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "file: image i of n (…): message"
+    waiting: list[str] = field(default_factory=list)  # images left for the next run, and why
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        minutes, seconds = divmod(round(self.seconds), 60)
+        lines = [
+            f"{self.files} task file(s): {len(self.finished)} done, {len(self.refused)} refused "
+            f"(ERROR), {len(self.waiting)} image(s) waiting; {len(self.made)} image(s) made, "
+            f"{len(self.failed)} failed, in {minutes} min {seconds} s"
+        ]
+        lines += [f"refused {name}: {problems}" for name, problems in self.refused.items()]
+        lines += [f"failed {failure}" for failure in self.failed]
+        lines += [f"waiting: {reason}" for reason in self.waiting]
+        return lines
+
+
+# Files --------------------------------------------------------------------------------------
+
+
+def is_task_file(path: Path, *, in_subfolder: bool) -> bool:
+    """A file to run: *.txt/*.json at the top, task_*.txt in a sub-folder; no sample, error
+    report, progress, hidden or finished file."""
+    name = path.name.lower()
+    if (
+        name.startswith(".")
+        or name in SAMPLES
+        or name.endswith((ERROR_SUFFIX.lower(), ".progress.json"))
+    ):
+        return False
+    if in_subfolder:
+        return name.startswith("task_") and name.endswith(".txt")
+    return name.endswith((".txt", ".json"))
+
+
+def find_task_files(folder: Path) -> list[Path]:
+    """The task files of a folder and its per-user sub-folders, in name order."""
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and is_task_file(entry, in_subfolder=False):
+            found.append(entry)
+        elif entry.is_dir() and not entry.name.startswith("."):
+            found += [
+                p for p in sorted(entry.iterdir())
+                if p.is_file() and is_task_file(p, in_subfolder=True)
+            ]  # fmt: skip
+    return found
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold FOLDER/.doorways-tasks.lock (flock, exclusive) or raise TasksBusy at once."""
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TasksBusy(
+                f"another `doorways tasks run` is processing {folder} (it holds {path}); "
+                "this run stops here"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for people: who holds it
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def claim_numbered(folder: Path, stem: str) -> Path:
+    """Claim folder/stem_N.png (and its .txt), N one more than the highest taken number.
+
+    Both names are created exclusively (empty), so nothing is ever overwritten and two
+    writers never get the same N; the caller moves the finished files over them.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(re.escape(stem) + r"_(\d+)\.(png|txt)")
+    taken = [int(m[1]) for p in folder.iterdir() if (m := pattern.fullmatch(p.name))]
+    number = max(taken, default=0) + 1
+    while True:
+        png = folder / f"{stem}_{number}.png"
+        try:
+            os.close(os.open(png, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            number += 1
+            continue
+        try:
+            os.close(os.open(png.with_suffix(".txt"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            png.unlink()
+            number += 1
+            continue
+        return png
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that readers (and a crash) see the old or the new file."""
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def free_name(path: Path, suffix: str) -> Path:
+    """NAME+suffix beside `path`, or NAME.2+suffix, NAME.3+suffix, … if that is taken."""
+    target, number = path.with_name(path.name + suffix), 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.{number}{suffix}")
+    return target
+
+
+def error_path(task: Path) -> Path:
+    return task.with_name(task.stem + ERROR_SUFFIX)
+
+
+def progress_path(task: Path) -> Path:
+    return task.with_name(task.name + PROGRESS_SUFFIX)
+
+
+# One task file ----------------------------------------------------------------------------
+
+
+class TaskRun:
+    """One task file's jobs and their durable progress.
+
+    Progress records, by job index: {"state": "saving", "png", "temps", "seed",
+    "call_string"} from the moment a finished picture is being moved to its claimed name,
+    then {"state": "done", "png", "seed", "call_string"}; or {"state": "failed", "kind",
+    "message"}. A job with no record runs (again).
+    """
+
+    def __init__(self, path: Path, name: str, text: str, jobs: list[TaskJob]) -> None:
+        self.path, self.name, self.jobs = path, name, jobs
+        self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+        self.records: dict[int, dict[str, Any]] = {}
+        token = hashlib.sha256(f"{path.resolve()}:{self.sha256}".encode()).hexdigest()[:10]
+        self._temp_prefix = token
+        self._load()
+
+    # Progress on disk
+    def _load(self) -> None:
+        """Resume from NAME.progress.json if it belongs to this text; else start afresh."""
+        record_file = progress_path(self.path)
+        try:
+            data = json.loads(record_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            data = None
+        except (OSError, ValueError) as error:
+            log.warning("%s: unreadable progress (%s); starting the file over", self.name, error)
+            data = None
+        if data is not None:
+            try:
+                records = {int(i): dict(r) for i, r in data["jobs"].items()}
+                seeds = [int(seed) for seed in data["seeds"]]
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                log.warning("%s: damaged progress (%s); starting the file over", self.name, error)
+                data, records, seeds = None, {}, []
+        if data is not None:
+            same = data.get("sha256") == self.sha256 and len(seeds) == len(self.jobs)
+            if same:  # the seeds drawn on the first run, so a rerun paints the same pictures
+                self.jobs = [
+                    replace(job, request=job.request.replace(seed=seed))
+                    for job, seed in zip(self.jobs, seeds, strict=True)
+                ]
+            self.records = records
+            for index in [i for i, r in records.items() if r.get("state") == "saving"]:
+                self._settle(index)  # a crash came while a picture was being moved
+            if same:
+                made = sum(r["state"] == "done" for r in self.records.values())
+                log.info("%s: resuming, %d of %d image(s) already made", self.name, made, len(self))
+            else:
+                log.warning("%s changed since its last run: starting it over", self.name)
+                self.records = {}
+        self._save()
+
+    def _save(self) -> None:
+        data = {
+            "task": self.path.name,
+            "sha256": self.sha256,
+            "seeds": [job.request.seed for job in self.jobs],
+            "jobs": {str(i): r for i, r in sorted(self.records.items())},
+        }
+        write_atomic(progress_path(self.path), json.dumps(data, indent=1, ensure_ascii=False))
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def pending(self) -> list[int]:
+        return [i for i in range(len(self.jobs)) if i not in self.records]
+
+    def complete(self) -> bool:
+        return all(
+            self.records.get(i, {}).get("state") in ("done", "failed") for i in range(len(self))
+        )
+
+    def temp_output(self, index: int) -> Path:
+        """The hidden name the worker writes job `index` to; leftovers of a crash removed."""
+        job = self.jobs[index]
+        temp = job.folder / f".{job.out_file}.{self._temp_prefix}.{index}.partial.png"
+        job.folder.mkdir(parents=True, exist_ok=True)
+        for stale in job.folder.iterdir():
+            if stale.name.startswith(temp.stem):
+                stale.unlink(missing_ok=True)
+        return temp
+
+    # Results
+    def place(self, index: int, done: Done) -> Path:
+        """Move a finished picture (and its .txt) to the next free OUT_FILE_N name."""
+        job = self.jobs[index]
+        final = claim_numbered(job.folder, job.out_file)
+        self.records[index] = {
+            "state": "saving",
+            "png": str(final),
+            "temps": list(done.paths),
+            "seed": done.seed,
+            "call_string": done.call_string,
+        }
+        self._save()
+        self._settle(index)
+        self._save()
+        return final
+
+    def _settle(self, index: int) -> None:
+        """Finish moving a "saving" picture; if it was lost, the job runs again (the caller
+        saves the progress)."""
+        record = self.records[index]
+        final = Path(record["png"])
+        for temp, target in zip(record["temps"], (final, final.with_suffix(".txt")), strict=False):
+            if Path(temp).exists():
+                os.replace(temp, target)
+        if final.exists() and final.stat().st_size > 0:
+            self.records[index] = {k: record[k] for k in ("png", "seed", "call_string")}
+            self.records[index]["state"] = "done"
+        else:  # the picture never reached the disk: free the claimed names
+            for claimed in (final, final.with_suffix(".txt")):
+                if claimed.exists() and claimed.stat().st_size == 0:
+                    claimed.unlink()
+            del self.records[index]
+
+    def fail(self, index: int, kind: str, message: str) -> str:
+        self.records[index] = {"state": "failed", "kind": kind, "message": message}
+        self._save()
+        return f"{self.name}: {self.jobs[index].describe(len(self))}: {message}"
+
+    def finish(self, summary: Summary) -> None:
+        """Every image has a result: report failures in STEM_ERROR.txt, rename NAME.done."""
+        failures = [
+            f"- {self.jobs[i].describe(len(self))}: {r['message']}"
+            for i, r in sorted(self.records.items())
+            if r["state"] == "failed"
+        ]
+        report = error_path(self.path)
+        done_name = free_name(self.path, ".done")
+        made = sum(r["state"] == "done" for r in self.records.values())
+        if failures:
+            others = "The other images were made" if made else "No image was made"
+            write_atomic(
+                report,
+                f"Some images of {self.path.name} could not be made:\n" + "\n".join(failures)
+                + f"\n\n{others}. The task file was renamed to {done_name.name}.\n",
+            )  # fmt: skip
+        elif report.exists():
+            report.unlink()  # an old report: this time everything worked
+        self.path.rename(done_name)
+        progress_path(self.path).unlink(missing_ok=True)
+        log.info(
+            "%s done: %d of %d image(s) made; renamed %s",
+            self.name,
+            made,
+            len(self),
+            done_name.name,
+        )
+        summary.finished.append(self.name)
+
+
+def refuse(path: Path, name: str, problems: list[str], summary: Summary) -> None:
+    """A task file that cannot run: STEM_ERROR.txt says why; NAME.error is not retried."""
+    renamed = free_name(path, ".error")
+    write_atomic(
+        error_path(path),
+        f"This task file could not be run: {path.name}\n"
+        + "".join(f"- {problem}\n" for problem in problems)
+        + f"\nIt was renamed to {renamed.name} so that it is not tried again every night. "
+        f"Fix it and rename it back to {path.name} to run it.\n",
+    )  # fmt: skip
+    path.rename(renamed)
+    progress_path(path).unlink(missing_ok=True)
+    log.error("%s refused (see %s): %s", name, error_path(path).name, "; ".join(problems))
+    summary.refused[name] = "; ".join(problems)
+
+
+def prepare(path: Path, folder: Path, settings: RunSettings, summary: Summary) -> TaskRun | None:
+    """Read and expand one task file; refuse it (ERROR) if it cannot run."""
+    name = str(path.relative_to(folder))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        refuse(path, name, ["not UTF-8 text (save the task file as UTF-8)"], summary)
+        return None
+    try:
+        jobs = expand_task(
+            text,
+            limits=settings.limits,
+            out_root=settings.out_root,
+            images_root=path.parent,
+            defaults={"vqgan": settings.vqgan, "clip": settings.clip},
+        )
+        root = settings.out_root.resolve()
+        out = jobs[0].folder
+        out.mkdir(parents=True, exist_ok=True)
+        if not out.resolve().is_relative_to(root):  # e.g. through a symbolic link
+            raise TaskFileError([f"out_folder: {out} leads out of the output folder"])
+    except TaskFileError as error:
+        refuse(path, name, error.problems, summary)
+        return None
+    except OSError as error:
+        refuse(path, name, [f"cannot create the output folder: {error}"], summary)
+        return None
+    run = TaskRun(path, name, text, jobs)
+    log.info("%s: %s", name, task_summary(run.jobs))
+    return run
+
+
+# Running a folder -------------------------------------------------------------------------
+
+
+async def run_folder(
+    folder: str | Path, settings: RunSettings | None = None, *, worker: WorkerHandle | None = None
+) -> Summary:
+    """Run every task file in `folder` once; returns what happened (also logged).
+
+    Without `worker`, starts one for the batch (models load once) and stops it at the end.
+    Raises TasksBusy if another run holds the folder, ValueError if it is not a folder.
+    """
+    settings = settings or RunSettings()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"no such task folder: {folder}")
+    began = time.monotonic()
+    summary = Summary()
+    with folder_lock(folder):
+        _remove_orphans(folder)
+        paths = find_task_files(folder)
+        summary.files = len(paths)
+        runs = [run for path in paths if (run := prepare(path, folder, settings, summary))]
+        for run in runs:
+            if not run.pending() and run.complete():
+                run.finish(summary)  # a crash came after its last image
+        todo = [run for run in runs if run.pending()]
+        if todo:
+            own = worker is None
+            if worker is None:
+                worker = WorkerHandle(
+                    settings.device,
+                    threads=settings.threads,
+                    preload=(settings.vqgan, settings.clip),
+                )
+                await worker.start()
+            try:
+                await _run_jobs(worker, todo, summary)
+            finally:
+                if own:
+                    await worker.stop()
+    summary.seconds = time.monotonic() - began
+    for line in summary.lines():
+        log.info("%s", line)
+    return summary
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Progress files whose task file is gone (renamed .done just before a crash)."""
+    for record in [*folder.glob(f"*{PROGRESS_SUFFIX}"), *folder.glob(f"*/*{PROGRESS_SUFFIX}")]:
+        if not record.with_name(record.name.removesuffix(PROGRESS_SUFFIX)).exists():
+            record.unlink()
+
+
+async def _run_jobs(worker: WorkerHandle, runs: list[TaskRun], summary: Summary) -> None:
+    """Submit every pending job, then place, record and report results as they come."""
+    in_flight: dict[str, tuple[TaskRun, int, int]] = {}  # job id → (run, index, try)
+    total = sum(len(run.pending()) for run in runs)
+    counter = 0
+
+    def submit(run: TaskRun, index: int, attempt: int = 1) -> None:
+        job_id = f"{run.name}#{index + 1}" + (f"~{attempt}" if attempt > 1 else "")
+        worker.submit(Job.of(job_id, run.jobs[index].request, run.temp_output(index)))
+        in_flight[job_id] = (run, index, attempt)
+
+    for run in runs:
+        for index in run.pending():
+            submit(run, index)
+    events = worker.events()
+    try:
+        async for event in events:
+            if event.job_id not in in_flight:
+                continue
+            run, index, attempt = in_flight[event.job_id]
+            what = f"{run.name} {run.jobs[index].describe(len(run))}"
+            if isinstance(event, Started):
+                counter += 1
+                log.info("[%d/%d] painting %s", counter, total, what)
+            if not isinstance(event, Done | Failed | Cancelled):
+                continue
+            del in_flight[event.job_id]
+            if isinstance(event, Done):
+                path = run.place(index, event)
+                summary.made.append(path)
+                log.info("made %s in %.1f s (seed %d)", path, event.total_s, event.seed)
+            elif isinstance(event, Failed) and event.kind == "crash" and attempt < CRASH_TRIES:
+                log.warning("%s: %s; trying it again", what, event.message)
+                counter -= 1
+                submit(run, index, attempt + 1)
+            elif isinstance(event, Failed) and event.kind != "model_missing":
+                summary.failed.append(run.fail(index, event.kind, event.message))
+                log.error("failed %s: %s", what, event.message)
+            else:  # no model, or cancelled: not the task file's fault; the next run tries
+                reason = event.message if isinstance(event, Failed) else "cancelled"
+                summary.waiting.append(f"{what}: {reason}")
+                log.warning("%s left for the next run: %s", what, reason)
+            if run.complete():
+                run.finish(summary)
+            if not in_flight:
+                break
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
+# Scheduling -------------------------------------------------------------------------------
+
+
+def parse_at(text: str) -> dt.time:
+    """`23:00` → 23:00 (24-hour clock, local time)."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(
+            f"--at wants a time as HH:MM on the 24-hour clock, e.g. 23:00, not {text!r}"
+        )
+    return dt.time(int(match[1]), int(match[2]))
+
+
+def next_run_time(now: dt.datetime, at: dt.time) -> dt.datetime:
+    """The first moment after `now` at which the clock shows `at` (today or tomorrow)."""
+    today = dt.datetime.combine(now.date(), at, tzinfo=now.tzinfo)
+    return (
+        today
+        if today > now
+        else dt.datetime.combine(now.date() + dt.timedelta(days=1), at, tzinfo=now.tzinfo)
+    )
+
+
+async def watch(folder: Path, at: dt.time, settings: RunSettings) -> None:
+    """Run the folder every day at `at`, forever; a failed run is logged, not fatal."""
+    while True:
+        target = next_run_time(dt.datetime.now(), at)
+        log.info("next run of %s at %s", folder, target.strftime("%Y-%m-%d %H:%M"))
+        # Short sleeps against the wall clock: a suspended machine or a clock change
+        # does not make the run late by the time it slept.
+        while (remaining := (target - dt.datetime.now()).total_seconds()) > 0:
+            await asyncio.sleep(min(remaining, 60.0))
+        try:
+            await run_folder(folder, settings)
+        except (TasksBusy, ValueError, WorkerError) as error:
+            log.error("run skipped: %s", error)
+        except Exception:
+            log.exception("the run failed; trying again at the next time")
+
+
+# Command line -----------------------------------------------------------------------------
+
+
+def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
+    """`doorways tasks run|watch|check`."""
+    actions = parser.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    run = actions.add_parser("run", help="run every task file in FOLDER once, then stop")
+    watch = actions.add_parser("watch", help="run FOLDER every day at --at, forever")
+    for sub in (run, watch):
+        sub.add_argument("folder", metavar="FOLDER", type=Path)
+        if sub is watch:
+            sub.add_argument("--at", required=True, metavar="HH:MM", help="local time, e.g. 23:00")
+        sub.add_argument(
+            "--out-root", type=Path, metavar="DIR",
+            help="output root; out_folder is a folder under it (default: from --config, "
+            "else data/outputs)",
+        )  # fmt: skip
+        sub.add_argument("--config", type=Path, metavar="FILE", help="TOML file with [tasks]")
+        sub.add_argument(
+            "--vqgan", default=DEFAULT_VQGAN, metavar="NAME",
+            help=f"VQGAN for task files that name none (default: {DEFAULT_VQGAN})",
+        )  # fmt: skip
+        sub.add_argument(
+            "--clip", default=DEFAULT_CLIP, metavar="NAME",
+            help=f"CLIP for task files that name none (default: {DEFAULT_CLIP})",
+        )  # fmt: skip
+        sub.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N")
+        sub.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    check = actions.add_parser("check", help="check task files and print their call strings")
+    check.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    check.add_argument("--config", type=Path, metavar="FILE", help="TOML file with [tasks]")
+
+
+def main(args: argparse.Namespace) -> int:
+    """The `doorways tasks` command; returns the exit status."""
+    config = load_config(args.config)
+    if args.tasks_command == "check":
+        return _check(args.files, config.limits, config.output_root)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )  # fmt: skip
+    settings = RunSettings(
+        out_root=args.out_root or config.output_root,
+        limits=config.limits,
+        vqgan=args.vqgan,
+        clip=args.clip,
+        device=args.device,
+        threads=args.threads,
+    )
+    if args.tasks_command == "watch":
+        at = parse_at(args.at)
+        if not args.folder.is_dir():
+            raise ValueError(f"no such task folder: {args.folder}")
+        return asyncio.run(_until_signal(watch(args.folder, at, settings)))
+    try:
+        summary = asyncio.run(_until_signal(run_folder(args.folder, settings)))
+    except (TasksBusy, WorkerError) as error:
+        print(f"doorways: {error}", file=sys.stderr)
+        return 1
+    return 1 if summary.waiting else 0
+
+
+async def _until_signal(work: Any) -> Any:
+    """Await `work`; SIGTERM (systemctl stop) cancels it like Ctrl-C. Progress is kept."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        log.warning("stopped: finished images and progress are kept; the next run goes on")
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _check(files: list[Path], limits: TaskLimits, out_root: Path) -> int:
+    """Expand each file and print its jobs' call strings, or what is wrong with it."""
+    status = 0
+    for path in files:
+        try:
+            jobs = expand_task(
+                path.read_text(encoding="utf-8"),
+                limits=limits,
+                out_root=out_root,
+                images_root=path.parent,
+            )
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"{path}: cannot read: {error}")
+            status = 2
+            continue
+        except TaskFileError as error:
+            print(f"{path}: cannot run:")
+            print("".join(f"  - {problem}\n" for problem in error.problems), end="")
+            status = 2
+            continue
+        print(f"{path}: {task_summary(jobs)}")
+        for job in jobs:
+            print(f"  {job.request.to_call_string()}")
+    return status
