@@ -14,6 +14,7 @@ from engine.entrance import (
     load_presets,
 )
 from engine.request import Request, RequestParser, add_request_arguments, request_from_args
+from engine.tasks import add_tasks_arguments
 
 TINY_NOTE = (
     "note: tiny models are untrained stand-ins (for tests and offline smoke runs): "
@@ -88,6 +89,12 @@ def build_parser() -> RequestParser:
     download.add_argument("names", nargs="+", metavar="NAME")
     path = model_commands.add_parser("path", help="print where a model's files are kept")
     path.add_argument("name", metavar="NAME")
+
+    tasks = commands.add_parser(
+        "tasks", help="run folders of runvqgan-style JSON task files (overnight)",
+        description="Run task files: FOLDER/*.txt and *.json, FOLDER/<user>/task_*.txt.",
+    )  # fmt: skip
+    add_tasks_arguments(tasks)
     return parser
 
 
@@ -147,11 +154,19 @@ def _run(args: argparse.Namespace) -> int:
         )
         print_report(bench(request, args.warmup))
         return 0
+    if args.command == "tasks":
+        return _tasks(args)
     if args.command == "presets":
         for preset in load_presets().values():
             print(f"{preset.name:40} {preset.title}  ({preset.group})")
         return 0
     return _models(args)
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from engine import tasks
+
+    return tasks.main(args)
 
 
 def _models(args: argparse.Namespace) -> int:
