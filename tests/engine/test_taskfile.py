@@ -315,10 +315,11 @@ def test_all_problems_are_reported_together() -> None:
 
 
 def test_shipped_sample_task_files_expand() -> None:
-    """data/tasks/ holds templates that run as they are."""
+    """data/tasks/ holds templates (sample.txt, and task_sample.txt with an entrance and
+    Doorways fields) that run as they are, once copied to another name."""
     folder = Path(__file__).resolve().parents[2] / "data" / "tasks"
     samples = sorted(folder.glob("*.txt"))
-    assert {p.name for p in samples} >= {"sample.txt", "entrance_sample.txt"}
+    assert {p.name for p in samples} == {"sample.txt", "task_sample.txt"}
     for path in samples:
         jobs = expand_task(path.read_text(encoding="utf-8"), images_root=folder)
         assert jobs, path
