@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from collections import Counter
 
 import discord
@@ -29,3 +31,15 @@ async def test_every_extension_loads_and_command_names_are_unique() -> None:
     assert names and all(count == 1 for count in names.values()), names
     assert {"entrance", "imagine"} <= set(names)
     await bot.close()
+
+
+def test_the_bot_process_does_not_import_torch() -> None:
+    """The bot, its extensions and the worker handle load without torch (the worker process
+    imports it)."""
+    code = (
+        "import sys, bot.launcher, bot.bot, bot.exts.paint, engine.worker\n"
+        "from bot.bot import walk_extensions\n"
+        "list(walk_extensions())\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
