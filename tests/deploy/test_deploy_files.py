@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -36,6 +36,16 @@ UNITS = sorted([*DEPLOY.glob("*.service"), *DEPLOY.glob("*.timer")])
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 SCRIPTS = set(PYPROJECT["project"]["scripts"])  # the console scripts pip installs
 DEFAULT_MODELS = ["vqgan_imagenet_f16_16384", "ViT-B/32"]
+EXAMPLE_CONFIG = REPO / "data" / "bot.example.toml"
+
+
+def bot_settings() -> list[Settings]:
+    """The settings a deployment starts from: the defaults, and the shipped example config
+    (what deploy/README.md tells people to copy)."""
+    found = [Settings()]
+    if EXAMPLE_CONFIG.exists():
+        found.append(load_settings(EXAMPLE_CONFIG, env={}))
+    return found
 
 
 def tool(name: str) -> str | None:
@@ -234,13 +244,12 @@ def test_state_lands_on_volumes(dockerfile: list[Instruction]) -> None:
     assert vols, "no VOLUME"
     models = PurePosixPath(env["DOORWAYS_MODELS"])
     assert models.is_absolute()
-    defaults = Settings()
-    for what, path in {
-        "models ($DOORWAYS_MODELS)": models,
-        "database (storage.database)": workdir / defaults.database.as_posix(),
-        "outputs (storage.outputs)": workdir / defaults.outputs.as_posix(),
-    }.items():
-        assert any(within(path, v) for v in vols), f"{what} {path} is on no VOLUME {vols}"
+    paths = {"models ($DOORWAYS_MODELS)": models}
+    for settings in bot_settings():
+        paths["database (storage.database)"] = workdir / settings.database.as_posix()
+        paths["outputs (storage.outputs)"] = workdir / settings.outputs.as_posix()
+        for what, path in paths.items():
+            assert any(within(path, v) for v in vols), f"{what} {path} is on no VOLUME {vols}"
     # The code is not on a volume: a new image must bring new code.
     assert not any(within(v, PurePosixPath(env["VIRTUAL_ENV"]).parent) for v in vols)
 
@@ -539,13 +548,13 @@ def test_bot_unit(dockerfile: list[Instruction]) -> None:
     writable = [
         PurePosixPath(p) for v in values(unit, "Service", "ReadWritePaths") for p in v.split()
     ]
-    defaults = Settings()
-    for path in (
-        workdir / defaults.database.as_posix(),
-        workdir / defaults.outputs.as_posix(),
-        workdir / "data" / "models",
-    ):
-        assert any(within(path, w) for w in writable), f"{path} is not writable"
+    for settings in bot_settings():
+        for path in (
+            workdir / settings.database.as_posix(),
+            workdir / settings.outputs.as_posix(),
+            workdir / "data" / "models",
+        ):
+            assert any(within(path, w) for w in writable), f"{path} is not writable"
     # The code itself is not writable.
     assert not any(within(workdir / ".venv", w) for w in writable)
     assert "multi-user.target" in values(unit, "Install", "WantedBy")
