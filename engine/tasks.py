@@ -159,12 +159,12 @@ def claim_numbered(folder: Path, stem: str) -> Path:
     while True:
         png = folder / f"{stem}_{number}.png"
         try:
-            os.close(os.open(png, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            os.close(os.open(png, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
             number += 1
             continue
         try:
-            os.close(os.open(png.with_suffix(".txt"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            os.close(os.open(png.with_suffix(".txt"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
             png.unlink()
             number += 1
@@ -315,7 +315,10 @@ class TaskRun:
         final = Path(record["png"])
         for temp, target in zip(record["temps"], (final, final.with_suffix(".txt")), strict=False):
             if Path(temp).exists():
+                mode = target.stat().st_mode if target.exists() else None
                 os.replace(temp, target)
+                if mode is not None:  # the claimed file's permissions (0666 less the umask)
+                    os.chmod(target, mode)
         if final.exists() and final.stat().st_size > 0:
             self.records[index] = {k: record[k] for k in ("png", "seed", "call_string")}
             self.records[index]["state"] = "done"

@@ -241,6 +241,7 @@ async def test_a_folder_run(worker: WorkerHandle, tmp_path: Path) -> None:
     for n in range(2, 7):
         with Image.open(output / f"door_{n}.png") as image:
             assert image.size == (64, 64)
+        assert (output / f"door_{n}.png").stat().st_mode & 0o111 == 0  # not executable
     calls = {(output / f"door_{n}.txt").read_text() for n in range(2, 7)}
     assert len(calls) == 5 and all("--output output/door.png" in c for c in calls)
     assert any("in the style of Escher" in c for c in calls)
