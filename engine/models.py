@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine._taming_compat import ensure_taming_importable
+from engine._taming_compat import ensure_taming_importable, use_fused_swish
 from engine.download import DownloadError, fetch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -330,6 +330,7 @@ def build_vqgan(target: str, params: dict[str, Any]) -> torch.nn.Module:
     if target not in VQGAN_CLASSES:
         raise ModelError(f"unsupported VQGAN class {target}; supported: {', '.join(VQGAN_CLASSES)}")
     ensure_taming_importable()
+    use_fused_swish()
     from taming.models import vqgan
 
     params = {k: v for k, v in params.items() if k not in ("ckpt_path", "ignore_keys")}

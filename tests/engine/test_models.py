@@ -575,3 +575,27 @@ def test_download_rejects_tiny_and_unknown_names() -> None:
         models.download("tiny")
     with pytest.raises(ModelError, match="known models"):
         models.download("nope")
+
+
+def test_fused_swish_matches_taming(tiny_vqgan: VQGAN) -> None:
+    """The fused swish decodes as taming's own `x * sigmoid(x)` does, gradients included."""
+    from taming.modules.diffusionmodules import model as taming_model
+
+    z = tiny_vqgan.codebook[:16].T.reshape(1, -1, 4, 4).clone()
+
+    def decode_with(nonlinearity: object) -> tuple[torch.Tensor, torch.Tensor]:
+        fused = taming_model.nonlinearity
+        taming_model.nonlinearity = nonlinearity
+        try:
+            latent = z.clone().requires_grad_(True)
+            image = tiny_vqgan.decode(latent)
+            image.square().mean().backward()
+            assert latent.grad is not None
+            return image.detach(), latent.grad
+        finally:
+            taming_model.nonlinearity = fused
+
+    image, grad = decode_with(torch.nn.functional.silu)
+    reference_image, reference_grad = decode_with(lambda x: x * torch.sigmoid(x))
+    assert (image - reference_image).abs().max() < 1e-5
+    assert torch.allclose(grad, reference_grad, rtol=1e-4, atol=1e-7)
