@@ -21,7 +21,7 @@ def claim_path(path: Path) -> Path:
     candidate, number = path, 0
     while True:
         try:
-            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return candidate
         except FileExistsError:
             number += 1
