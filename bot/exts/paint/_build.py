@@ -6,6 +6,7 @@ engine's own Request validation runs last; its messages reach the person as they
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.errors import BadOptions
@@ -15,8 +16,9 @@ from engine.entrance import (
     DEFAULT_STYLE,
     DOOR_WORDS,
     ENTRANCE_DEFAULTS,
+    Preset,
+    entrance_prompts,
     entrance_request,
-    load_presets,
     split_realms,
 )
 from engine.prompts import Prompt, parse_prompts
@@ -90,19 +92,21 @@ def style_text(style: str | None, default: str) -> str:
 def entrance(
     realms: str,
     settings: Settings,
+    presets: Mapping[str, Preset],
     *,
     door: str | None = None,
     style: str | None = None,
     seed: int | None = None,
     iterations: int | None = None,
 ) -> Request:
-    """/entrance: `heaven | hell` (two or three realms) or a preset name, as an entrance
-    Request with the post's defaults."""
+    """/entrance: `heaven | hell` (two or three realms) or the name of one of `presets`
+    (loaded once by the cog: no file is read per command), as an entrance Request with the
+    post's defaults."""
     door = door or "entrance"
     if door not in DOOR_WORDS:
         raise BadOptions(f"`door` must be one of {', '.join(DOOR_WORDS)}, not {door!r}.")
     text = " ".join(realms.split())
-    preset = text.lower() if "|" not in text and text.lower() in load_presets() else None
+    preset = presets.get(text.lower()) if "|" not in text else None
     if preset is None:
         if "|" not in text:
             raise BadOptions(
@@ -122,11 +126,10 @@ def entrance(
         **_engine_fields(settings),
     )
     try:
+        style = style_text(style, DEFAULT_STYLE)
         if preset is not None:
-            return entrance_request(
-                preset=preset, door=door, style=style_text(style, DEFAULT_STYLE), base=base
-            )
-        return entrance_request(text, door=door, style=style_text(style, DEFAULT_STYLE), base=base)
+            return base.replace(prompts=entrance_prompts(preset.targets, door, style))
+        return entrance_request(text, door=door, style=style, base=base)
     except ValueError as error:
         raise BadOptions(f"{error}.") from None
 

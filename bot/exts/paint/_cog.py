@@ -54,7 +54,13 @@ class Paint(commands.Cog):
     ) -> None:
         limits = limits_for(self.bot, interaction)
         request = _build.entrance(
-            realms, self.bot.settings, door=door, style=style, seed=seed, iterations=iterations
+            realms,
+            self.bot.settings,
+            self.presets,
+            door=door,
+            style=style,
+            seed=seed,
+            iterations=iterations,
         )
         await queue_job(self.bot, interaction, "entrance", request, limits)
 

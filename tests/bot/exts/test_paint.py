@@ -28,6 +28,7 @@ from bot.fakediscord import ChangeKind, FakeDiscord, Message, Role, User, point_
 from bot.messages import CRASH_NOTE
 from bot.settings import RoleLimits, Settings
 from bot.store import Job, NewJob
+from engine.entrance import load_presets
 from engine.request import Request
 from tests.bot.running import (
     command,
@@ -132,6 +133,13 @@ async def test_autocomplete_offers_presets(world: World) -> None:
     assert choices == [{"name": "Summer / Winter (Nature)", "value": "summer-winter"}]
     everything = await world.fake.autocomplete(person, world.fake.channel, "entrance", "realms")
     assert len(everything) == 25
+    picked = await command(
+        world.fake, person, "entrance", {"realms": "summer-winter", "iterations": 2}
+    )
+    assert picked.original is not None and not picked.ephemeral
+    assert "entrance to the summer realm by James Gurney | entrance to the winter realm" in (
+        picked.original.content
+    )
 
 
 # The whole path ---------------------------------------------------------------------------------
@@ -143,6 +151,7 @@ async def test_entrance_is_acknowledged_then_painted_and_posted(world: World) ->
     shows progress (with a preview), and the PNG is posted as a reply that mentions the
     person, with the call string that reproduces it and the job id."""
     fake, person = world.fake, world.user()
+    await world.idle()
     started = time.monotonic()
     handle = await command(
         fake, person, "entrance", {"realms": "heaven | hell", "iterations": 6, "seed": 3}
@@ -235,13 +244,16 @@ async def test_bad_options_are_refused_ephemerally(world: World) -> None:
     assert [j for j in await world.bot.store.jobs() if j.owner_id == person.id] == []
 
 
+PRESETS = load_presets()
+
+
 def test_builders_check_values_again() -> None:
     """The option builders refuse out-of-range values even if a client sent them."""
     settings = Settings(vqgan="tiny", clip="tiny")
     bad = [
-        lambda: _build.entrance("a | b", settings, door="portal"),
-        lambda: _build.entrance("a | b", settings, iterations=6001),
-        lambda: _build.entrance("a | b", settings, seed=-1),
+        lambda: _build.entrance("a | b", settings, PRESETS, door="portal"),
+        lambda: _build.entrance("a | b", settings, PRESETS, iterations=6001),
+        lambda: _build.entrance("a | b", settings, PRESETS, seed=-1),
         lambda: _build.imagine("a", settings, max_area=4096, width=10_000),
         lambda: _build.imagine("a", settings, max_area=4096, aspect="5:4"),
         lambda: _build.imagine("a", settings, max_area=4096, lr=5.0),
@@ -251,7 +263,7 @@ def test_builders_check_values_again() -> None:
     for build in bad:
         with pytest.raises(BadOptions):
             build()
-    preset = _build.entrance("Bodhi-Samsara", settings, seed=1)
+    preset = _build.entrance("Bodhi-Samsara", settings, PRESETS, seed=1)
     assert "the bodhi realm of enlightenment" in preset.prompts[0].text
     assert _build.imagine("a", settings, max_area=135_000, aspect="3:2").size == (450, 300)
 
