@@ -83,6 +83,8 @@ async def queue_job(
     try:
         wait = bot.scheduler.estimate(job, admission.waiting)
         text = messages.queued_text(job, admission.waiting.position, wait)
+        if bot.scheduler.worker_error:
+            text += "\n-# The painter is not running right now; the job waits for it."
         response = await interaction.response.send_message(
             text, allowed_mentions=discord.AllowedMentions.none()
         )

@@ -307,8 +307,8 @@ class Store:
             return await _one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
 
     async def cancel(self, job_id: int) -> Job | None:
-        """Cancel a pending job; returns it (with its previous status kept in mind by the
-        caller), or None if it had already ended."""
+        """Cancel a queued or running job; returns its row, or None if it had already ended
+        (the caller stops the worker if it was running)."""
         async with self.transaction() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET status = 'cancelled', finished_at = ?"

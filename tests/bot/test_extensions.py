@@ -6,11 +6,16 @@ import importlib
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import discord
+import pytest
 from discord.ext import commands
 
-from bot.bot import walk_extensions
+from bot.bot import DoorwaysBot, walk_extensions
+from bot.settings import Settings
+from bot.store import Store
+from engine.worker import WorkerHandle
 
 
 def test_extensions_are_found_and_private_modules_skipped() -> None:
@@ -43,3 +48,33 @@ def test_the_bot_process_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_broken_extension_is_logged_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One extension that fails to import is logged and skipped; the others load, and
+    private modules are not loaded at all."""
+    package = tmp_path / "someexts"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text(
+        "from discord import app_commands\n"
+        "@app_commands.command()\n"
+        "async def hello(interaction) -> None:\n"
+        "    '''Say hello.'''\n"
+        "async def setup(bot):\n"
+        "    bot.tree.add_command(hello)\n"
+    )
+    (package / "bad.py").write_text("raise RuntimeError('broken on purpose')\n")
+    (package / "_helper.py").write_text("raise RuntimeError('must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    store = await Store.open(tmp_path / "jobs.sqlite3")
+    bot = DoorwaysBot(Settings(), store, WorkerHandle("cpu"), extensions="someexts")
+    await bot.load_extensions()
+    assert list(bot.extensions) == ["someexts.good"]
+    assert list(bot.failed_extensions) == ["someexts.bad"]
+    assert "Failed to load extension someexts.bad." in caplog.text
+    assert [c.name for c in bot.tree.get_commands()] == ["hello"]
+    await bot.close()
+    await store.close()
