@@ -10,7 +10,7 @@ at once can never slip past a limit together.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.errors import BadOptions, QuotaExceeded
@@ -190,3 +190,46 @@ async def admit(store: Store, new: NewJob, limits: Limits) -> Admission:
     job = await store.get(job_id)
     assert job is not None
     return Admission(job, waiting)
+
+
+async def admit_all(store: Store, news: Sequence[NewJob], limits: Limits) -> list[Admission]:
+    """Queue several jobs of one person (a task file's images) under one check: all or none.
+
+    The pending limit takes the batch as one command (refused only if the person already has
+    as many jobs waiting as they may); the daily quota counts every image. Raises
+    QuotaExceeded, saying how many images are left today, and inserts nothing when the batch
+    does not fit.
+    """
+    if not news or len({new.owner_id for new in news}) != 1:
+        raise ValueError("admit_all takes one person's jobs, at least one")
+    owner = news[0].owner_id
+    async with store.transaction() as db:
+        now = store.clock()
+        if limits.max_pending is not None:
+            pending = await count_jobs(db, owner, PENDING)
+            if pending >= limits.max_pending:
+                raise QuotaExceeded(
+                    f"You already have {pending} job{'s' if pending != 1 else ''} waiting or "
+                    f"running, the most you can have at once ({limits.max_pending}). "
+                    "Send this again when one of them has finished."
+                )
+        if limits.daily_images is not None:
+            start = day_start(now)
+            used = await count_jobs(db, owner, COUNTED, since=start)  # type: ignore[arg-type]
+            left = max(0, limits.daily_images - used)
+            if len(news) > left:
+                resets = int(start + DAY)
+                raise QuotaExceeded(
+                    f"That is {len(news)} images, and you have {left} of today's "
+                    f"{limits.daily_images} left: nothing was queued. The quota resets "
+                    f"<t:{resets}:R> (00:00 UTC).",
+                    resets_at=resets,
+                )
+        ids = [await insert_job(db, new, now) for new in news]
+        places = [await place_in_line(db, job_id) for job_id in ids]
+    admissions = []
+    for job_id, waiting in zip(ids, places, strict=True):
+        job = await store.get(job_id)
+        assert job is not None and waiting is not None
+        admissions.append(Admission(job, waiting))
+    return admissions
