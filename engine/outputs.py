@@ -1,15 +1,22 @@
-"""Outputs: PNGs that carry their recipe, and names that never overwrite."""
+"""Outputs: PNGs that carry their recipe, and names that never overwrite.
 
+torch is imported where tensors are converted, so reading a PNG's recipe (the bot does) does
+not load it.
+"""
+
+import io
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, PngImagePlugin
-from torch import Tensor
 
 from engine import __version__
 from engine.request import Request
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def claim_path(path: Path) -> Path:
@@ -28,8 +35,10 @@ def claim_path(path: Path) -> Path:
             candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
 
 
-def to_pil(image: Tensor) -> Image.Image:
+def to_pil(image: "Tensor") -> Image.Image:
     """(3, H, W) in [0, 1] → an 8-bit RGB image."""
+    import torch
+
     array = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0)
     return Image.fromarray(array.cpu().numpy(), "RGB")
 
@@ -43,15 +52,16 @@ def png_metadata(request: Request, device: str) -> PngImagePlugin.PngInfo:
     return info
 
 
-def save_png(image: Tensor, request: Request, path: Path, device: str) -> Path:
-    """Write the PNG (metadata included) and a sidecar `.txt` call string; returns the path."""
+def save_png(image: "Tensor", request: Request, path: Path, device: str) -> Path:
+    """Write the PNG and a sidecar `.txt` call string, both with the request's recipe."""
+    request = request.recipe()
     path = claim_path(path.with_suffix(".png"))
     to_pil(image).save(path, format="PNG", pnginfo=png_metadata(request, device))
     path.with_suffix(".txt").write_text(request.to_call_string() + "\n", encoding="utf-8")
     return path
 
 
-def save_preview(image: Tensor, path: Path) -> None:
+def save_preview(image: "Tensor", path: Path) -> None:
     """Overwrite one preview file atomically (readers never see half a PNG)."""
     partial = path.with_name(path.name + ".part")
     to_pil(image).save(partial, format="PNG")
@@ -67,12 +77,26 @@ def read_request(path: Path) -> Request:
         raise ValueError(f"no such file: {path}") from None
     except OSError as error:
         raise ValueError(f"cannot read {path} as an image: {error}") from None
+    return _request_from_text(text, str(path))
+
+
+def read_request_bytes(data: bytes, name: str = "the image") -> Request:
+    """read_request for a PNG in memory (an upload, a Discord attachment); errors say `name`."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            text = dict(getattr(image, "text", {}))
+    except OSError as error:
+        raise ValueError(f"cannot read {name} as an image: {error}") from None
+    return _request_from_text(text, name)
+
+
+def _request_from_text(text: dict[str, str], name: str) -> Request:
     if "doorways" in text:
         try:
             record = json.loads(text["doorways"])
             return Request.from_dict(record["request"])
         except (KeyError, TypeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: damaged Doorways metadata ({error})") from None
+            raise ValueError(f"{name}: damaged Doorways metadata ({error})") from None
     if text.get("parameters", "").startswith("doorways generate"):
         return Request.from_call_string(text["parameters"])
-    raise ValueError(f"{path} carries no Doorways parameters (not made by Doorways?)")
+    raise ValueError(f"{name} carries no Doorways parameters (not made by Doorways?)")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.outputs import claim_path, read_request, save_png
+from engine.outputs import claim_path, read_request, read_request_bytes, save_png
 from engine.prompts import Prompt
 from engine.request import Request
 
@@ -24,7 +24,8 @@ def test_claim_path_never_overwrites(tmp_path: Path) -> None:
 def test_png_carries_request_and_call_string(tmp_path: Path) -> None:
     """The `parameters` and `doorways` chunks and the .txt sidecar all give the request."""
     request = Request(prompts=(Prompt("heaven"), Prompt("hell", -1.0)), seed=5, vqgan="tiny")
-    path = save_png(torch.rand(3, 20, 30), request, tmp_path / "pic", "cpu")
+    watched = request.replace(output="/srv/bot/job-1.png", preview_every=10)
+    path = save_png(torch.rand(3, 20, 30), watched, tmp_path / "pic", "cpu")
     assert path == tmp_path / "pic.png"
     with Image.open(path) as image:
         assert image.size == (30, 20)
@@ -54,3 +55,15 @@ def test_read_request_errors(tmp_path: Path) -> None:
     (tmp_path / "text.png").write_text("hello")
     with pytest.raises(ValueError, match="cannot read"):
         read_request(tmp_path / "text.png")
+
+
+def test_read_request_bytes(tmp_path: Path) -> None:
+    """A PNG in memory (a Discord attachment) gives its request; errors name it."""
+    request = Request(prompts=(Prompt("heaven"),), seed=3, vqgan="tiny")
+    path = save_png(torch.rand(3, 8, 8), request, tmp_path / "pic", "cpu")
+    assert read_request_bytes(path.read_bytes()) == request
+    with pytest.raises(ValueError, match=r"upload\.png carries no Doorways parameters"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+        read_request_bytes((tmp_path / "plain.png").read_bytes(), "upload.png")
+    with pytest.raises(ValueError, match=r"cannot read upload\.png"):
+        read_request_bytes(b"hello", "upload.png")
