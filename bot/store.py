@@ -40,7 +40,7 @@ class MigrationError(RuntimeError):
 
 @dataclass(frozen=True)
 class Job:
-    """One row of `jobs` (see migrations/V1__jobs.sql for what each column means)."""
+    """One row of `jobs` (see migrations/V1__jobs.sql and V2 for what each column means)."""
 
     id: int
     status: Status
@@ -72,6 +72,7 @@ class Job:
     error_kind: str | None
     error: str | None
     delivered: int
+    deleted_at: float | None  # V2: the result message was deleted (the row is kept)
 
     @property
     def request(self) -> Request:
@@ -209,6 +210,48 @@ class Store:
                 "SELECT * FROM jobs WHERE status IN ('done', 'failed') AND delivered = 0 "
                 "ORDER BY id",
                 (),
+            )
+
+    async def by_message(self, message_id: int) -> Job | None:
+        """The job whose result (or status) message is `message_id`."""
+        async with self.lock:
+            return await _one(
+                self.db,
+                "SELECT * FROM jobs WHERE result_message_id = ? OR status_message_id = ?"
+                " ORDER BY result_message_id = ? DESC LIMIT 1",
+                (message_id, message_id, message_id),
+            )
+
+    async def owned(
+        self, owner_id: int, status: Iterable[Status], *, limit: int = 10, newest: bool = True
+    ) -> list[Job]:
+        """`owner_id`'s jobs with one of `status` that were not deleted, newest first (or
+        oldest first), at most `limit`."""
+        wanted = tuple(status)
+        marks = ",".join("?" * len(wanted))
+        order = "DESC" if newest else "ASC"
+        async with self.lock:
+            return await _all(
+                self.db,
+                f"SELECT * FROM jobs WHERE owner_id = ? AND status IN ({marks})"
+                f" AND deleted_at IS NULL ORDER BY id {order} LIMIT ?",
+                (owner_id, *wanted, limit),
+            )
+
+    async def count_since(self, since: float) -> dict[str, int]:
+        """Jobs created at or after `since`, by status."""
+        async with self.lock:
+            cursor = await self.db.execute(
+                "SELECT status, COUNT(*) FROM jobs WHERE created_at >= ? GROUP BY status", (since,)
+            )
+            return {row[0]: int(row[1]) for row in await cursor.fetchall()}
+
+    async def mark_deleted(self, job_id: int) -> None:
+        """The job's result message was deleted; the row stays (parameters by job id work)."""
+        async with self.lock:
+            await self.db.execute(
+                "UPDATE jobs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                (self.clock(), job_id),
             )
 
     # The queue ----------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
     again = await Store.open(path)
     cursor = await again.db.execute("SELECT version, name FROM schema_migrations")
-    assert [tuple(row) for row in await cursor.fetchall()] == [(1, "jobs")]
+    assert [tuple(row) for row in await cursor.fetchall()] == [(1, "jobs"), (2, "interactions")]
     await again.close()
 
 
