@@ -88,6 +88,14 @@ class Settings:
             "channel ids or names where painting commands work; empty: every channel",
         ),
     )
+    admin_roles: tuple[int | str, ...] = field(
+        default=(),
+        metadata=_key(
+            "discord.admin_roles",
+            "role ids or names whose members may use /admin and delete or cancel anyone's "
+            "jobs; members with Manage Server may always",
+        ),
+    )
     guild_ready_timeout: float = field(
         default=2.0,
         metadata=_key(
