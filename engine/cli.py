@@ -219,7 +219,7 @@ def _generate(request: Request) -> int:
                 save_preview(event.image, preview_path)
     path = save_png(result.image, result.request, output, str(device))
     print(f"saved {path} in {result.seconds:.1f} s (seed {result.request.seed})", file=sys.stderr)
-    print(f"reproduce: {result.request.to_call_string()}", file=sys.stderr)
+    print(f"reproduce: {result.request.recipe().to_call_string()}", file=sys.stderr)
     return 0
 
 

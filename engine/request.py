@@ -292,11 +292,21 @@ class Request:
     def replace(self, **changes: Any) -> "Request":
         return dataclasses.replace(self, **changes)
 
+    def recipe(self) -> "Request":
+        """The picture's recipe: this request less where it was saved and how it was watched.
+
+        PNG metadata and shared call strings carry the recipe, so a server's output path or
+        preview cadence never travels with a picture.
+        """
+        defaults = _defaults()
+        return self.replace(**{name: defaults[name] for name in _NOT_RECIPE})
+
 
 # Always in the call string, so that a change of default never changes old pictures.
 _ALWAYS_RENDERED = frozenset(
     {"size", "iterations", "seed", "lr", "cutn", "cut_pow", "vqgan", "clip"}
 )
+_NOT_RECIPE = ("output", "preview_every")
 _TUPLES: dict[str, Callable[[Any], Any]] = {"size": int, "augments": str, "anchors": float}
 
 

@@ -450,7 +450,7 @@ class _Server:
                         job.job_id,
                         (str(path), str(path.with_suffix(".txt"))),
                         event.request.seed,
-                        event.request.to_call_string(),
+                        event.request.recipe().to_call_string(),
                         load_s=loaded - picked,
                         first_step_s=first_step_s,
                         total_s=time.perf_counter() - picked,

@@ -62,7 +62,7 @@ def test_entrance_reproduces_pixel_for_pixel(
     for option in ("--lr 0.025", "--panorama smooth", "--mirror 0.5", "--semantic-symmetry 0.1"):
         assert option in call
     capsys.readouterr()
-    assert cli.main(shlex.split(call)[1:]) == 0
+    assert cli.main([*shlex.split(call)[1:], "-o", str(out)]) == 0
     assert f"saved {tmp_path / 'e_1.png'}" in capsys.readouterr().err
     with Image.open(tmp_path / "e_1.png") as again:
         assert again.tobytes() == pixels

@@ -42,7 +42,11 @@ def test_events_and_seed(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
 
 
 def test_same_seed_same_pixels_and_call_string_reproduces(
-    tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_vqgan: VQGAN,
+    tiny_clip: CLIP,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A 64×64 PNG carries its call string, and running that call gives identical pixels."""
     request = Request(
@@ -55,12 +59,14 @@ def test_same_seed_same_pixels_and_call_string_reproduces(
         call = image.text["parameters"]  # type: ignore[attr-defined]
         pixels = image.tobytes()
     assert call.startswith("doorways generate 'entrance to heaven | entrance to hell'")
-    assert "--seed 7" in call and read_request(first) == finished.request
+    assert "--seed 7" in call and read_request(first) == finished.request.recipe()
+    assert "--output" not in call  # where a picture was saved is not part of its recipe
     assert (tmp_path / "first.txt").read_text().strip() == call
 
+    monkeypatch.chdir(tmp_path)
     assert cli.main(shlex.split(call)[1:]) == 0  # the same command, as a user would paste it
-    assert f"saved {tmp_path / 'first_1.png'}" in capsys.readouterr().err
-    with Image.open(tmp_path / "first_1.png") as again:
+    assert "saved output.png" in capsys.readouterr().err
+    with Image.open(tmp_path / "output.png") as again:
         assert again.tobytes() == pixels
 
 

@@ -187,3 +187,12 @@ def test_check_inputs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown vqgan model 'vqgan_nonesuch'"):
         Request(prompts=HEAVEN_HELL, vqgan="vqgan_nonesuch").check_inputs()
     Request(prompts=HEAVEN_HELL, vqgan="tiny", clip="random:ViT-B/32").check_inputs()
+
+
+def test_recipe_drops_where_and_how_it_was_watched() -> None:
+    """Output path and preview cadence are not part of a picture's recipe."""
+    request = Request(prompts=HEAVEN_HELL, seed=1, output="/srv/out.png", preview_every=5)
+    recipe = request.recipe()
+    assert (recipe.output, recipe.preview_every) == ("output.png", 0)
+    assert recipe.replace(output="/srv/out.png", preview_every=5) == request
+    assert "--output" not in recipe.to_call_string()

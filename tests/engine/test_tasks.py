@@ -243,7 +243,7 @@ async def test_a_folder_run(worker: WorkerHandle, tmp_path: Path) -> None:
             assert image.size == (64, 64)
         assert (output / f"door_{n}.png").stat().st_mode & 0o111 == 0  # not executable
     calls = {(output / f"door_{n}.txt").read_text() for n in range(2, 7)}
-    assert len(calls) == 5 and all("--output output/door.png" in c for c in calls)
+    assert len(calls) == 5 and not any("--output" in c for c in calls)  # recipes only
     assert any("in the style of Escher" in c for c in calls)
 
     listing = sorted(str(p.relative_to(tasks)) for p in tasks.rglob("*") if p.is_file())

@@ -144,7 +144,9 @@ async def test_three_jobs_run_in_order_and_write_pngs(worker: WorkerHandle, tmp_
             assert image.format == "PNG" and image.size == (64, 64)
             assert image.text["parameters"] == done.call_string  # type: ignore[attr-defined]
         assert Path(done.paths[1]).read_text().strip() == done.call_string
-        assert Request.from_call_string(done.call_string) == request.replace(seed=done.seed)
+        assert (
+            Request.from_call_string(done.call_string) == request.replace(seed=done.seed).recipe()
+        )
         assert 0 <= done.load_s < done.total_s and 0 < done.first_step_s < done.total_s
     assert requests["a"].seed == 1 and requests["c"].seed is None
     assert worker.health().models == ("vqgan:tiny", "clip:tiny")
