@@ -6,7 +6,9 @@ doorway, archway, gate, gateway), and the symmetric-work defaults come along. Th
 is an ordinary Request, so an entrance image's call string is a plain `doorways generate`.
 """
 
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def split_realms(spec: str) -> list[str]:
 
 
 def entrance_prompts(
-    targets: list[str],
+    targets: Sequence[str],
     door: str = "entrance",
     style: str = DEFAULT_STYLE,
     modifiers: list[str] | None = None,
@@ -98,14 +100,21 @@ class Preset:
     name: str
     title: str
     group: str
-    targets: list[str]
+    targets: tuple[str, ...]
 
 
 def load_presets(path: Path = PRESETS_FILE) -> dict[str, Preset]:
-    """The shipped gallery, keyed by name (e.g. `heaven-hell`)."""
+    """The shipped gallery, keyed by name (e.g. `heaven-hell`); read once per process."""
+    return dict(_read_presets(path))
+
+
+@functools.cache
+def _read_presets(path: Path) -> dict[str, Preset]:
     data = json.loads(path.read_text(encoding="utf-8"))
     return {
-        p["name"]: Preset(p["name"], p["title"], p["group"], [r["target"] for r in p["realms"]])
+        p["name"]: Preset(
+            p["name"], p["title"], p["group"], tuple(r["target"] for r in p["realms"])
+        )
         for p in data["presets"]
     }
 
@@ -134,7 +143,7 @@ def entrance_request(
     if (realms is None) == (preset is None):
         raise ValueError("give realms (`heaven | hell`) or a preset, not both and not neither")
     if preset is not None:
-        targets = find_preset(preset).targets
+        targets: Sequence[str] = find_preset(preset).targets
     else:
         assert realms is not None
         targets = [realm_target(subject) for subject in split_realms(realms)]

@@ -355,7 +355,7 @@ def _entrance_prompts(values: _Values, problems: list[str]) -> tuple[Prompt, ...
             preset = values.one("preset", str)
             if preset is None:
                 return None
-            targets = find_preset(preset).targets
+            targets = list(find_preset(preset).targets)
         else:
             realms = values.one("realms", str)
             if realms is None:
