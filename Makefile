@@ -1,9 +1,10 @@
-# The README's two commands: `make run` and `make test`. Both set up .venv/ first when needed.
+# The README's commands: `make run` (the bot; with no DISCORD_TOKEN, the local playground at
+# http://127.0.0.1:8765) and `make test`. Both set up .venv/ first when needed.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup clean
+.PHONY: run demo test lint setup browser clean
 
 setup: $(STAMP)
 
@@ -15,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/doorways-bot
+
+demo: $(STAMP)
 	$(VENV)/bin/doorways entrance "heaven | hell" --vqgan tiny --clip tiny --size 256 128 --iterations 30 --seed 1 -o data/outputs/entrance.png
 
 lint: $(STAMP)
@@ -22,7 +26,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The playground's browser test drives the system's Chromium (never a downloaded one):
+# install it where that is possible (root with apt); without it that test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null) || \
+		echo "make: could not install chromium; the playground browser test will be skipped"; \
+	else echo "make: no chromium (install it to run the playground browser test)"; fi
+
+test: lint browser
 	$(PY) -m pytest -q
 
 clean:

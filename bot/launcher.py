@@ -54,7 +54,9 @@ def settings_help() -> str:
 
 EPILOG = f"""\
 environment:
-  DISCORD_TOKEN        the bot token (Developer Portal > your application > Bot > Reset Token)
+  DISCORD_TOKEN        the bot token (Developer Portal > your application > Bot > Reset Token);
+                       without one, the local playground starts: a stand-in Discord and a
+                       page like one channel at http://127.0.0.1:8765 (no account needed)
   DISCORD_API_BASE     REST base URL instead of Discord's (a rate-limit proxy, a fake Discord)
   DISCORD_GATEWAY_URL  gateway websocket URL instead of Discord's
   {CONFIG_ENV:<20} the config file when --config is not given
@@ -105,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (engine.device)")
     parser.add_argument(
+        "--playground-host",
+        metavar="HOST",
+        help="with no token: where the local playground page listens, loopback by default; "
+        "0.0.0.0 for every interface (playground.host)",
+    )
+    parser.add_argument(
+        "--playground-port",
+        type=int,
+        metavar="PORT",
+        help="with no token: the playground page's port, default 8765 (playground.port)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -120,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
+    warning: str | None = None
     try:
         settings = load_settings(
             args.config,
@@ -130,23 +145,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "vqgan": args.vqgan,
                 "clip": args.clip,
                 "device": args.device,
+                "playground_host": args.playground_host,
+                "playground_port": args.playground_port,
             },
         )
         if not settings.token:
-            raise SettingsError(
-                "no bot token: set DISCORD_TOKEN (or discord.token in the config file)"
-            )
+            warning = check_playground_host(settings.playground_host)
     except SettingsError as error:
         print(f"doorways-bot: {error}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run(settings))
+        if settings.token:
+            asyncio.run(run(settings))
+        else:
+            from bot.playground import run_playground
+
+            if warning:
+                log.warning("%s", warning)
+            asyncio.run(
+                run_playground(
+                    settings, host=settings.playground_host, port=settings.playground_port
+                )
+            )
     except StartupError as error:
         print(f"doorways-bot: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def check_playground_host(host: str) -> str | None:
+    """A warning for 0.0.0.0, None for loopback; any other host is a SettingsError."""
+    from bot.playground import check_host
+
+    try:
+        return check_host(host)
+    except ValueError as error:
+        raise SettingsError(f"playground.host: {error}") from None
 
 
 def apply_endpoints(settings: Settings) -> None:

@@ -205,6 +205,23 @@ class Settings:
         ),
     )
 
+    # Playground (what `doorways-bot` starts when it has no token)
+    playground_host: str = field(
+        default="127.0.0.1",
+        metadata=_key(
+            "playground.host",
+            "where the local playground page listens when no token is set: loopback, or "
+            "0.0.0.0 (every interface, with a warning)",
+            flag="--playground-host",
+        ),
+    )
+    playground_port: int = field(
+        default=8765,
+        metadata=_key(
+            "playground.port", "the local playground page's port", flag="--playground-port"
+        ),
+    )
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -442,4 +459,10 @@ def _validate(s: Settings) -> None:
     ):
         _check(key, math.isfinite(value) and value > 0, "must be a positive number", value)
     _check("progress.global_edits", s.global_edits >= 1, "must be 1 or more", s.global_edits)
+    _check(
+        "playground.port",
+        0 <= s.playground_port <= 65535,
+        "must be a port from 0 to 65535",
+        s.playground_port,
+    )
     _check("progress.preview_every", s.preview_every >= 0, "must be 0 or more", s.preview_every)
