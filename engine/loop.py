@@ -149,6 +149,12 @@ def _placement(targets: _Targets, x: Tensor, mode: str) -> Tensor:
     return placement
 
 
+def _autocast(precision: str, device: torch.device) -> torch.autocast:
+    """Mixed precision for the two networks; the latent, the losses and Adam stay fp32."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+
+
 def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
     if request.optimizer == "adamw":
         return torch.optim.AdamW([z], lr=request.lr)
@@ -177,14 +183,19 @@ def generate(
     optimizer = _optimizer(request, z)
     min_cut = min(clip.input_size, width, height) // 4
 
+    autocast = _autocast(request.precision, device)
     for iteration in range(1, request.iterations + 1):
         optimizer.zero_grad(set_to_none=True)
-        image = _ClampWithGrad.apply(vqgan.decode(quantize(z, vqgan.codebook)), 0.0, 1.0)
+        with autocast:
+            decoded = vqgan.decode(quantize(z, vqgan.codebook)).float()
+        image = _ClampWithGrad.apply(decoded, 0.0, 1.0)
         cuts = sample_cutouts(
             width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
         )
         augs = sample_augmentations(cuts, request.augments, clip.input_size, generator)
-        embeds = clip.encode_image(render_cutouts(image, cuts, augs, clip.input_size))
+        with autocast:
+            embeds = clip.encode_image(render_cutouts(image, cuts, augs, clip.input_size))
+        embeds = embeds.float()
         placement = _placement(targets, cuts.centres_x, request.panorama)
         cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
         terms = {
@@ -219,6 +230,6 @@ def generate(
             iteration, request.iterations, {k: v.detach() for k, v in terms.items()}, preview
         )
 
-    with torch.no_grad():
-        final = vqgan.decode(quantize(z, vqgan.codebook)).clamp(0, 1)[0].cpu()
+    with torch.no_grad(), autocast:
+        final = vqgan.decode(quantize(z, vqgan.codebook)).float().clamp(0, 1)[0].cpu()
     yield Finished(final, request, time.perf_counter() - started)

@@ -22,6 +22,7 @@ DEFAULT_CLIP = "ViT-B/32"
 AUGMENTS = ("affine", "perspective", "blur", "noise")
 OPTIMIZERS = ("adam", "adamw", "adagrad")
 PANORAMAS = ("off", "linear", "smooth")
+PRECISIONS = ("fp32", "bf16", "fp16")
 MAX_SIDE = 4096
 MAX_ITERATIONS = 100_000
 MAX_SEED = 2**63 - 1
@@ -174,6 +175,14 @@ class Request:
     )
     device: str = field(
         default="auto", metadata=_option("--device", "auto, cpu, cuda or cuda:N", metavar="D")
+    )
+    precision: str = field(
+        default="fp32",
+        metadata=_option(
+            "--precision",
+            "arithmetic of the decoder and CLIP: bf16/fp16 autocast is much faster on GPUs",
+            choices=PRECISIONS,
+        ),
     )
     preview_every: int = field(
         default=0,
@@ -374,6 +383,7 @@ def _validate(r: Request) -> None:
     if not r.vqgan or not r.clip:
         raise ValueError("model names must not be empty")
     _check_device(r.device)
+    _check_choice("precision", r.precision, PRECISIONS)
     _check_range("preview every", r.preview_every, 0, MAX_ITERATIONS, int)
     if not r.output:
         raise ValueError("output path must not be empty")

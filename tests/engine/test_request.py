@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.prompts import Prompt
-from engine.request import AUGMENTS, OPTIMIZERS, PANORAMAS, Request
+from engine.request import AUGMENTS, OPTIMIZERS, PANORAMAS, PRECISIONS, Request
 
 HEAVEN_HELL = (Prompt("entrance to heaven"), Prompt("entrance to hell"))
 
@@ -39,6 +39,7 @@ HEAVEN_HELL = (Prompt("entrance to heaven"), Prompt("entrance to hell"))
         ({"tone_weight": -1.0}, "tone weight must be between 0"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
         ({"device": "cuda:x"}, "unknown device 'cuda:x'"),
+        ({"precision": "fp8"}, "unknown precision 'fp8': choose from fp32, bf16, fp16"),
         ({"vqgan": ""}, "model names must not be empty"),
         ({"prompts": (Prompt(" padded"),)}, "padded"),
         ({"prompts": (Prompt("a|b"),)}, "contains `|`"),
@@ -133,6 +134,7 @@ def requests(draw: st.DrawFn) -> Request:
         vqgan=draw(st.sampled_from(["tiny", "vqgan_imagenet_f16_1024", "/models/my vq.ckpt"])),
         clip=draw(st.sampled_from(["tiny", "ViT-B/16", "random:ViT-B/32"])),
         device=draw(st.sampled_from(["auto", "cpu", "cuda", "cuda:1"])),
+        precision=draw(st.sampled_from(PRECISIONS)),
         preview_every=draw(st.integers(0, 100)),
         output=draw(st.sampled_from(["output.png", "out dir/naïve 'x'.png"])),
     )
