@@ -1,20 +1,24 @@
 """Queueing a job from an interaction: limits, atomic admission, and the acknowledgement.
 
-Every command that paints (/entrance, /imagine; the reroll and variation buttons later) comes
+Every command that paints (/entrance, /imagine, the reroll and variation buttons) comes
 through `queue_job`, which answers within Discord's 3 seconds with the place in line and an
-estimate, and makes that answer the job's status message.
+estimate, and makes that answer the job's status message (with a ✖ Cancel button). A reroll
+by reaction has no interaction to answer: it goes through `admit_request` and posts its own
+acknowledgement.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot import messages
+from bot import messages, views
 from bot.errors import ChannelNotAllowed, NotReady
-from bot.quota import Limits, admit, fit_request
+from bot.quota import Admission, Limits, admit, fit_request
+from bot.rules import apply_rules
 from bot.store import Job, NewJob
 from engine.request import Request
 
@@ -50,6 +54,53 @@ def check_channel(bot: DoorwaysBot, interaction: discord.Interaction) -> None:
         raise ChannelNotAllowed(f"Painting is not enabled in this channel; try {allowed}.")
 
 
+async def admit_request(
+    bot: DoorwaysBot,
+    *,
+    kind: str,
+    request: Request,
+    limits: Limits,
+    owner_id: int,
+    guild_id: int | None,
+    channel_id: int,
+    role_ids: Iterable[int] = (),
+    interaction_id: int | None = None,
+    upload_limit: int | None = None,
+    parent_job: int | None = None,
+) -> Admission:
+    """The one path into the queue from Discord: the guild's rules (bans, caps, quota
+    overrides: bot.rules), `request` fitted to the limits, and admission against the quota,
+    atomically. Raises NotReady, Banned, BadOptions or QuotaExceeded."""
+    if bot.scheduler.stopping:
+        raise NotReady("The bot is restarting; try again in a minute.")
+    limits = await apply_rules(bot.store, guild_id, owner_id, role_ids, limits)
+    request, notes = fit_request(request, limits)
+    new = NewJob(
+        kind=kind,
+        owner_id=owner_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        request=request,
+        interaction_id=interaction_id,
+        notes=tuple(notes),
+        upload_limit=upload_limit,
+        parent_job=parent_job,
+    )
+    return await admit(bot.store, new, limits)
+
+
+def acknowledgement(bot: DoorwaysBot, admission: Admission) -> str:
+    """`#3 in line, ready in about 4 min`, and why it may wait longer."""
+    job = admission.job
+    wait = bot.scheduler.estimate(job, admission.waiting)
+    text = messages.queued_text(job, admission.waiting.position, wait)
+    if bot.scheduler.paused:
+        text += "\n-# Painting is paused by an admin; the job waits until it resumes."
+    elif bot.scheduler.worker_error:
+        text += "\n-# The painter is not running right now; the job waits for it."
+    return text
+
+
 async def queue_job(
     bot: DoorwaysBot,
     interaction: discord.Interaction,
@@ -61,32 +112,28 @@ async def queue_job(
 ) -> Job:
     """Fit `request` to `limits`, queue it (atomically against the quota) and acknowledge.
 
-    Raises BadOptions or QuotaExceeded (the tree's error handler answers those).
+    Raises Banned, BadOptions or QuotaExceeded (the tree's error handler answers those).
     """
-    if bot.scheduler.stopping:
-        raise NotReady("The bot is restarting; try again in a minute.")
-    request, notes = fit_request(request, limits)
     assert interaction.channel_id is not None
-    new = NewJob(
+    admission = await admit_request(
+        bot,
         kind=kind,
+        request=request,
+        limits=limits,
         owner_id=interaction.user.id,
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id,
-        request=request,
+        role_ids=[role_id for role_id, _ in roles_of(interaction.user)],
         interaction_id=interaction.id,
-        notes=tuple(notes),
         upload_limit=interaction.filesize_limit,
         parent_job=parent_job,
     )
-    admission = await admit(bot.store, new, limits)
     job = admission.job
     try:
-        wait = bot.scheduler.estimate(job, admission.waiting)
-        text = messages.queued_text(job, admission.waiting.position, wait)
-        if bot.scheduler.worker_error:
-            text += "\n-# The painter is not running right now; the job waits for it."
         response = await interaction.response.send_message(
-            text, allowed_mentions=discord.AllowedMentions.none()
+            acknowledgement(bot, admission),
+            view=views.status_view(job),
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         if response.message_id is not None:
             await bot.store.set_status_message(job.id, response.message_id)

@@ -92,9 +92,11 @@ def finished_status_text(job: Job) -> str:
     return _with_notes([headline(job), line], job)
 
 
-def result_text(job: Job, call_inline: bool) -> str:
+def result_text(job: Job, call_inline: bool, intro: str | None = None) -> str:
     """The result post: mention, job id, notes, and the call string when it fits inline."""
-    lines = [f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."]
+    if intro is None:
+        intro = f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."
+    lines = [intro]
     lines += [f"-# {note}" for note in job.note_lines]
     if call_inline:
         lines.append(f"```sh\n{job.call_string}\n```")

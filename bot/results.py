@@ -13,7 +13,7 @@ from pathlib import Path
 
 import discord
 
-from bot import messages
+from bot import messages, rules, views
 from bot.progress import MessageGone, ProgressPublisher, Update
 from bot.store import Job, Store
 from engine.worker import Progress
@@ -79,6 +79,23 @@ class DiscordReporter:
             return
         await self.store.mark_delivered(job.id, message.id)
         log.info("job %s %s: posted as message %s", job.id, job.status, message.id)
+        if job.status == "done" and (await rules.get_user_settings(self.store, job.owner_id)).dm:
+            await self.send_dm(job, job.owner_id, link=message.jump_url)
+
+    async def send_dm(self, job: Job, user_id: int, *, link: str | None = None) -> bool:
+        """Send `user_id` the job's PNG and its parameters by DM (✉️, and /settings dm);
+        False if Discord refused (DMs closed)."""
+        where = f" from {link}" if link else ""
+        content, files = await self._painting(
+            job, intro=f"Job **#{job.id}**{where} (seed {job.seed})."
+        )
+        try:
+            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+            await user.send(content[: messages.MESSAGE_LIMIT], files=files)
+        except discord.HTTPException as error:
+            log.info("cannot DM job %s to %s: %s", job.id, user_id, error)
+            return False
+        return True
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -98,8 +115,8 @@ class DiscordReporter:
             if update.preview is not None:
                 preview = discord.File(io.BytesIO(update.preview), filename="preview.png")
                 await message.edit(content=update.content, attachments=[preview])
-            elif update.final:
-                await message.edit(content=update.content, attachments=[])
+            elif update.final:  # the ✖ Cancel button goes with the preview
+                await message.edit(content=update.content, attachments=[], view=None)
             else:
                 await message.edit(content=update.content)
         except discord.NotFound as error:
@@ -116,30 +133,37 @@ class DiscordReporter:
         mentions = discord.AllowedMentions(
             users=[discord.Object(job.owner_id)], roles=False, everyone=False
         )
-        files: list[discord.File] = []
         if job.status == "done":
-            inline = messages.result_fits_inline(job)
-            content = messages.result_text(job, call_inline=inline)
-            if not inline:
-                files.append(
-                    discord.File(io.BytesIO(job.call_string.encode()), filename=f"job-{job.id}.txt")
-                )
-            png = await _read(job.output_path)
-            limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
-            if png is None:
-                content += "\n-# The PNG file is missing on the bot's disk."
-            elif len(png) > limit:
-                content += "\n-# " + messages.too_large_note(len(png), limit)
-            else:
-                files.insert(0, discord.File(io.BytesIO(png), filename=f"doorways-{job.id}.png"))
+            intro = f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."
+            content, files = await self._painting(job, intro=intro)
         else:
-            content = messages.failure_text(job)
+            content, files = messages.failure_text(job), []
         return await self._channel(job).send(
             content[: messages.MESSAGE_LIMIT],
             files=files,
             reference=reference,  # type: ignore[arg-type]
             allowed_mentions=mentions,
+            view=views.result_view(job),
         )
+
+    async def _painting(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
+        """A finished job's text (notes, call string) and files (PNG, long call string)."""
+        inline = messages.result_fits_inline(job)
+        content = messages.result_text(job, call_inline=inline, intro=intro)
+        files: list[discord.File] = []
+        if not inline:
+            files.append(
+                discord.File(io.BytesIO(job.call_string.encode()), filename=f"job-{job.id}.txt")
+            )
+        png = await _read(job.output_path)
+        limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
+        if png is None:
+            content += "\n-# The PNG file is missing on the bot's disk."
+        elif len(png) > limit:
+            content += "\n-# " + messages.too_large_note(len(png), limit)
+        else:
+            files.insert(0, discord.File(io.BytesIO(png), filename=f"doorways-{job.id}.png"))
+        return content, files
 
 
 async def _read(path: str | None) -> bytes | None:

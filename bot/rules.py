@@ -1,7 +1,7 @@
 """What admins and people set from Discord, kept in the database (migrations/V2): the
 painter's pause, each guild's caps, quota overrides for a user or a role, bans, and each
-person's /settings. Plain functions over the store, and `apply_rules`, which every job that
-is queued from Discord goes through (bot.jobs).
+person's /settings. Plain functions over the store; `apply_rules`, which every job that is
+queued from Discord goes through (bot.jobs); and who counts as an admin or a moderator.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import aiosqlite
+import discord
 
 from bot.errors import DoorwaysError
 from bot.quota import Limits
+from bot.settings import Settings
 from bot.store import Store
 
 
@@ -246,3 +248,22 @@ async def set_user_settings(store: Store, user_id: int, settings: UserSettings |
             (user_id, settings.style, settings.iterations, settings.width, settings.height,
              int(settings.dm)),
         )  # fmt: skip
+
+
+# Who may do what ------------------------------------------------------------------------------
+
+
+def is_admin(settings: Settings, interaction: discord.Interaction) -> bool:
+    """Manage Server, or one of the configured `discord.admin_roles`."""
+    if interaction.guild_id is None:
+        return False
+    if interaction.permissions.manage_guild or interaction.permissions.administrator:
+        return True
+    wanted = {str(role) for role in settings.admin_roles}
+    roles = getattr(interaction.user, "roles", [])
+    return any(str(role.id) in wanted or role.name in wanted for role in roles)
+
+
+def is_moderator(settings: Settings, interaction: discord.Interaction) -> bool:
+    """Manage Messages in the channel, or an admin."""
+    return interaction.permissions.manage_messages or is_admin(settings, interaction)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot import rules
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
 from bot.store import MAX_ATTEMPTS, Job, Store, Waiting
 from engine import worker as engine_worker
@@ -93,6 +94,7 @@ class Scheduler:
         self.per_iteration = seconds_per_iteration
         self.worker_ready = False
         self.worker_error: str | None = None
+        self.paused = False  # /admin pause: the running job finishes, nothing new starts
         self._current: _Current | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,6 +119,7 @@ class Scheduler:
         for job in await self.store.undelivered():
             self._deliver(job)
         self.per_iteration = await self.store.seconds_per_iteration() or self.per_iteration
+        self.paused = await rules.is_paused(self.store)
         self._tasks = [
             asyncio.create_task(self._run_worker(), name="scheduler-worker"),
             asyncio.create_task(self._dispatch_loop(), name="scheduler-dispatch"),
@@ -170,7 +173,22 @@ class Scheduler:
                 total += ahead.iterations * self.per_iteration
         return total
 
-    # Cancelling (used by /cancel and the ✖ button of issue 6) ----------------------------------
+    # Pausing (/admin pause and resume; kept in the database across restarts) ------------------
+
+    async def pause(self) -> bool:
+        """Start nothing new (the running job finishes); False if already paused."""
+        was, self.paused = self.paused, True
+        await rules.set_paused(self.store, True)
+        return not was
+
+    async def resume(self) -> bool:
+        """Start jobs again; False if it was not paused."""
+        was, self.paused = self.paused, False
+        await rules.set_paused(self.store, False)
+        self.wake()
+        return was
+
+    # Cancelling (/cancel, /admin cancel and the ✖ button) ---------------------------------------
 
     async def cancel(self, job_id: int) -> Job | None:
         """Cancel a queued or running job; returns its row, or None if it had ended."""
@@ -206,7 +224,7 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._stopping or not self.worker_ready or self._current is not None:
+            if self._stopping or self.paused or not self.worker_ready or self._current:
                 continue
             job = await self.store.claim_next()
             if job is None:

@@ -2,24 +2,43 @@
 their custom_id (`doorways:job:<id>:<action>`, at most 100 characters), reloaded from the
 store when clicked, so they keep working across restarts.
 
-Issue 6 adds the items (🎲 reroll, 🔀 variation, 📋 parameters, ✖ cancel, 🗑 delete): each is a
-`discord.ui.DynamicItem[discord.ui.Button]` with `template=JOB_TEMPLATE.format(action=...)`,
-and goes in `DYNAMIC_ITEMS`, which the bot registers in `setup_hook`.
+The status message carries ✖ Cancel while the job waits or paints; the result carries
+🎲 Reroll, 🔀 Variation, 📋 Parameters and 🗑 Delete. One `JobButton` class matches every
+action; what an action does is registered per bot by the results extension
+(`register_actions`), and a button whose action is not registered (the extension is not
+loaded) answers "Sorry, this button does not work at the moment".
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import discord
 
+from bot.errors import DoorwaysError, reply_ephemeral
+from bot.store import Job
+
+log = logging.getLogger(__name__)
+
 CUSTOM_ID_PREFIX = "doorways:job:"
 JOB_TEMPLATE = r"doorways:job:(?P<job_id>[0-9]{{1,20}}):{action}"  # str.format it
 ACTIONS = ("reroll", "variation", "parameters", "cancel", "delete")
+BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {  # action: emoji, label, style
+    "reroll": ("🎲", "Reroll", discord.ButtonStyle.secondary),
+    "variation": ("🔀", "Variation", discord.ButtonStyle.secondary),
+    "parameters": ("📋", "Parameters", discord.ButtonStyle.secondary),
+    "cancel": ("✖", "Cancel", discord.ButtonStyle.danger),
+    "delete": ("🗑", "Delete", discord.ButtonStyle.danger),
+}
 
-# The registered DynamicItem classes (none yet: issue 6).
-DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = ()
+JobAction = Callable[[discord.Interaction, int], Awaitable[None]]
+_ACTIONS: weakref.WeakKeyDictionary[discord.Client, dict[str, JobAction]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def job_custom_id(job_id: int, action: str) -> str:
@@ -37,3 +56,80 @@ def parse_job_custom_id(custom_id: str) -> tuple[int, str] | None:
     if match is None or match["action"] not in ACTIONS:
         return None
     return int(match["job_id"]), match["action"]
+
+
+def register_actions(client: discord.Client, actions: Mapping[str, JobAction]) -> None:
+    """What `client`'s job buttons do (the results extension, at load)."""
+    _ACTIONS[client] = dict(actions)
+
+
+def unregister_actions(client: discord.Client) -> None:
+    _ACTIONS.pop(client, None)
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=JOB_TEMPLATE.format(action="(?P<action>" + "|".join(ACTIONS) + ")"),
+):
+    """A job's button; everything it needs is in its custom_id."""
+
+    def __init__(self, job_id: int, action: str) -> None:
+        emoji, label, style = BUTTONS[action]
+        super().__init__(
+            discord.ui.Button(
+                style=style, label=label, emoji=emoji, custom_id=job_custom_id(job_id, action)
+            )
+        )
+        self.job_id = job_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> JobButton:
+        return cls(int(match["job_id"]), match["action"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        action = _ACTIONS.get(interaction.client, {}).get(self.action)
+        if action is None:
+            await interaction.response.send_message(
+                "Sorry, this button does not work at the moment.", ephemeral=True
+            )
+            return
+        try:
+            await action(interaction, self.job_id)
+        except DoorwaysError as error:  # one ephemeral reply, as the tree's handler gives
+            log.info("%s of job %s by %s refused: %s", self.action, self.job_id,
+                     interaction.user.id, error.message)  # fmt: skip
+            await reply_ephemeral(interaction, error.message)
+        except Exception:
+            log.exception("%s of job %s by %s failed", self.action, self.job_id,
+                          interaction.user.id)  # fmt: skip
+            await reply_ephemeral(interaction, "Sorry, something went wrong; it has been logged.")
+
+
+# The registered DynamicItem classes (the bot adds them in setup_hook).
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (JobButton,)
+
+
+def job_view(job_id: int, actions: tuple[str, ...]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for action in actions:
+        view.add_item(JobButton(job_id, action))
+    return view
+
+
+def status_view(job: Job) -> discord.ui.View:
+    """The status message's buttons while the job waits or paints: ✖ Cancel."""
+    return job_view(job.id, ("cancel",))
+
+
+def result_view(job: Job) -> discord.ui.View:
+    """The result's buttons: a painting gets all four, a failure no variation."""
+    if job.status == "done" and job.output_path is not None:
+        return job_view(job.id, ("reroll", "variation", "parameters", "delete"))
+    return job_view(job.id, ("reroll", "parameters", "delete"))

@@ -32,9 +32,9 @@ async def test_every_extension_loads_and_command_names_are_unique() -> None:
         module = importlib.import_module(name)
         assert callable(module.setup), name
         await bot.load_extension(name)
-    names = Counter(command.name for command in bot.tree.walk_commands())
+    names = Counter(command.qualified_name for command in bot.tree.walk_commands())
     assert names and all(count == 1 for count in names.values()), names
-    assert {"entrance", "imagine"} <= set(names)
+    assert {"entrance", "imagine", "queue", "settings", "admin pause", "admin status"} <= set(names)
     await bot.close()
 
 
@@ -42,7 +42,7 @@ def test_the_bot_process_does_not_import_torch() -> None:
     """The bot, its extensions and the worker handle load without torch (the worker process
     imports it)."""
     code = (
-        "import sys, bot.launcher, bot.bot, bot.exts.paint, engine.worker\n"
+        "import sys, bot.launcher, bot.bot, bot.exts.paint, bot.parameters, engine.worker\n"
         "from bot.bot import walk_extensions\n"
         "list(walk_extensions())\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

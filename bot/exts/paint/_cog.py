@@ -1,5 +1,6 @@
 """The Paint cog: declares the commands and their options, and defers to `_build` (options →
-request) and `bot.jobs` (quota, queue, acknowledgement)."""
+request) and `bot.jobs` (quota, queue, acknowledgement). A person's /settings fill in the
+options they did not give."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from discord.ext import commands
 
 from bot.exts.paint import _build
 from bot.jobs import check_channel, limits_for, queue_job
+from bot.rules import get_user_settings
 from bot.settings import HARD_MAX_ITERATIONS
 from engine.entrance import DOOR_WORDS, load_presets
 
@@ -53,14 +55,15 @@ class Paint(commands.Cog):
         iterations: Range[int, 1, HARD_MAX_ITERATIONS] | None = None,
     ) -> None:
         limits = limits_for(self.bot, interaction)
+        mine = await get_user_settings(self.bot.store, interaction.user.id)  # /settings
         request = _build.entrance(
             realms,
             self.bot.settings,
             self.presets,
             door=door,
-            style=style,
+            style=style if style is not None else mine.style,
             seed=seed,
-            iterations=iterations,
+            iterations=iterations or mine.iterations,
         )
         await queue_job(self.bot, interaction, "entrance", request, limits)
 
@@ -111,6 +114,13 @@ class Paint(commands.Cog):
         style: Range[str, 1, _build.MAX_STYLE] | None = None,
     ) -> None:
         limits = limits_for(self.bot, interaction)
+        mine = await get_user_settings(self.bot.store, interaction.user.id)  # /settings
+        if aspect is None and width is None and height is None and mine.size is not None:
+            width, height = mine.size
+        if iterations is None:
+            iterations = mine.iterations
+        if style is None:
+            style = mine.style
         request = _build.imagine(
             prompt,
             self.bot.settings,

@@ -110,7 +110,7 @@ def status_updates(fake: FakeDiscord, status: Message) -> list[tuple[float, dict
 async def test_commands_are_registered_with_ranges_and_choices(world: World) -> None:
     """The sync registered both commands with typed, bounded options."""
     registered = {c["name"]: c for c in world.fake.commands()}
-    assert set(registered) == {"entrance", "imagine"}
+    assert {"entrance", "imagine"} <= set(registered)
     entrance = {o["name"]: o for o in registered["entrance"]["options"]}
     assert entrance["realms"]["required"] and entrance["realms"]["autocomplete"]
     assert [c["value"] for c in entrance["door"]["choices"]][:2] == ["entrance", "doorway"]

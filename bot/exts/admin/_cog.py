@@ -1,0 +1,200 @@
+"""The Admin cog: `/admin …` for the server's admins.
+
+Discord hides the group from members without Manage Server (`default_permissions`), and
+every command checks again at run time (a server can change who sees commands): Manage
+Server, or one of the configured `discord.admin_roles`. Everything set here is kept in the
+database (bot.rules), so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import Range
+from discord.ext import commands
+
+from bot import rules
+from bot.errors import DoorwaysError, JobNotFound
+from bot.quota import day_start
+from bot.settings import HARD_MAX_ITERATIONS
+from engine.request import MAX_SIDE
+
+if TYPE_CHECKING:
+    from bot.bot import DoorwaysBot
+
+log = logging.getLogger(__name__)
+
+
+class NotAdmin(DoorwaysError):
+    """Someone without Manage Server or an admin role used /admin."""
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class Admin(commands.GroupCog, group_name="admin", group_description="Run the painter here"):
+    """/admin pause, resume, caps, quota, ban, unban, cancel, status."""
+
+    def __init__(self, bot: DoorwaysBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if not rules.is_admin(self.bot.settings, interaction):
+            raise NotAdmin("Only admins of this server can use /admin.")
+        return True
+
+    async def _say(self, interaction: discord.Interaction, text: str) -> None:
+        log.info("/admin by %s: %s", interaction.user.id, text)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(description="Stop starting jobs (the one painting finishes)")
+    async def pause(self, interaction: discord.Interaction) -> None:
+        changed = await self.bot.scheduler.pause()
+        await self._say(
+            interaction,
+            "Paused: the job painting now finishes, nothing new starts; jobs are still "
+            "queued. `/admin resume` to go on."
+            if changed
+            else "Painting was already paused.",
+        )
+
+    @app_commands.command(description="Start jobs again after /admin pause")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        changed = await self.bot.scheduler.resume()
+        await self._say(
+            interaction, "Resumed: jobs start again." if changed else "Painting was not paused."
+        )
+
+    @app_commands.command(description="This server's caps on iterations and size")
+    @app_commands.describe(
+        iterations="the most iterations per job here",
+        width="the widest picture here (with height: the largest area)",
+        height="the tallest picture here (with width: the largest area)",
+        clear="remove this server's caps (the configured limits hold)",
+    )
+    async def caps(
+        self,
+        interaction: discord.Interaction,
+        iterations: Range[int, 1, HARD_MAX_ITERATIONS] | None = None,
+        width: Range[int, 64, MAX_SIDE] | None = None,
+        height: Range[int, 64, MAX_SIDE] | None = None,
+        clear: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        store = self.bot.store
+        if clear:
+            await rules.set_caps(store, interaction.guild_id, rules.Caps())
+        elif (iterations, width, height) != (None, None, None):
+            old = await rules.get_caps(store, interaction.guild_id)
+            caps = rules.Caps(
+                iterations or old.max_iterations, width or old.max_width, height or old.max_height
+            )
+            await rules.set_caps(store, interaction.guild_id, caps)
+        caps = await rules.get_caps(store, interaction.guild_id)
+        s = self.bot.settings
+        shown = (
+            f"at most {caps.max_iterations or s.max_iterations} iterations, "
+            f"{caps.max_width or '—'}×{caps.max_height or '—'} pixels"
+            if caps.any
+            else "none"
+        )
+        await self._say(
+            interaction,
+            f"This server's caps: {shown}. The configured limits "
+            f"({s.max_iterations} iterations, {s.max_size[0]}×{s.max_size[1]}) always hold; "
+            "caps only tighten them.",
+        )
+
+    @app_commands.command(description="Set a user's or a role's daily images and pending jobs")
+    @app_commands.describe(
+        target="a member or a role",
+        daily_images="pictures per day (from 00:00 UTC)",
+        max_pending="jobs waiting or painting at once",
+        clear="remove the override (the configured limits hold)",
+    )
+    async def quota(
+        self,
+        interaction: discord.Interaction,
+        target: discord.Member | discord.Role,
+        daily_images: Range[int, 0, 10**6] | None = None,
+        max_pending: Range[int, 1, 10**4] | None = None,
+        clear: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        kind = "role" if isinstance(target, discord.Role) else "user"
+        if clear or (daily_images is None and max_pending is None):
+            await rules.set_quota(self.bot.store, interaction.guild_id, kind, target.id, None)
+            await self._say(interaction, f"{target.mention}: the configured quota holds again.")
+            return
+        override = rules.QuotaOverride(daily_images, max_pending)
+        await rules.set_quota(self.bot.store, interaction.guild_id, kind, target.id, override)
+        parts = [
+            f"{daily_images} images a day" if daily_images is not None else None,
+            f"{max_pending} jobs at once" if max_pending is not None else None,
+        ]
+        shown = ", ".join(p for p in parts if p)
+        await self._say(interaction, f"{target.mention} ({kind}): {shown}.")
+
+    @app_commands.command(description="Stop a member from painting here")
+    @app_commands.describe(user="who", reason="why (kept with the ban)")
+    async def ban(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User,
+        reason: Range[str, 1, 200] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        new = await rules.ban(
+            self.bot.store, interaction.guild_id, user.id, interaction.user.id, reason or ""
+        )
+        await self._say(
+            interaction,
+            f"{user.mention} can no longer paint here."
+            if new
+            else f"{user.mention} was already banned.",
+        )
+
+    @app_commands.command(description="Let a banned member paint again")
+    async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
+        assert interaction.guild_id is not None
+        lifted = await rules.unban(self.bot.store, interaction.guild_id, user.id)
+        await self._say(
+            interaction,
+            f"{user.mention} can paint here again."
+            if lifted
+            else f"{user.mention} was not banned.",
+        )
+
+    @app_commands.command(description="Cancel anyone's job, waiting or painting")
+    async def cancel(self, interaction: discord.Interaction, job: int) -> None:
+        found = await self.bot.store.get(job)
+        if found is None or found.guild_id != interaction.guild_id:
+            raise JobNotFound(f"There is no job #{job} in this server.")
+        if await self.bot.scheduler.cancel(found.id) is None:
+            raise JobNotFound(f"Job #{job} has already finished ({found.status}).")
+        await self._say(interaction, f"Cancelled job #{job} (<@{found.owner_id}>'s).")
+
+    @app_commands.command(description="The painter's health, device, models and queue")
+    async def status(self, interaction: discord.Interaction) -> None:
+        scheduler, store = self.bot.scheduler, self.bot.store
+        health = scheduler.worker.health()
+        queued = await store.jobs(["queued"])
+        today = await store.count_since(day_start(store.clock()))
+        if health.alive:
+            worker = f"running (pid {health.pid}, {health.restarts} restarts)"
+        else:
+            worker = f"not running{': ' + scheduler.worker_error if scheduler.worker_error else ''}"
+        models = ", ".join(health.models) or "none loaded"
+        running = scheduler.running_job_id
+        lines = [
+            f"**Painter:** {worker}{' · **paused**' if scheduler.paused else ''}",
+            f"**Device:** {health.device or '—'} · **Models:** {models}",
+            f"**Queue:** {len(queued)} waiting"
+            + (f", job #{running} painting" if running is not None else ", nothing painting"),
+            "**Today:** "
+            + (", ".join(f"{n} {status}" for status, n in sorted(today.items())) or "no jobs"),
+        ]
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)

@@ -1,0 +1,78 @@
+"""What /queue, /quota and /history say: plain functions of store rows."""
+
+from __future__ import annotations
+
+from bot import messages
+from bot.quota import DAY, Limits, day_start
+from bot.store import Job, Waiting
+
+HISTORY = 10  # results /history lists
+
+
+def link(job: Job) -> str | None:
+    if job.result_message_id is None:
+        return None
+    guild = job.guild_id if job.guild_id is not None else "@me"
+    return f"https://discord.com/channels/{guild}/{job.channel_id}/{job.result_message_id}"
+
+
+def short_prompt(job: Job, limit: int = 80) -> str:
+    head = messages.headline(job).split(" · ", 1)[1]
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def queue_text(
+    mine: list[tuple[Job, Waiting]],
+    running: list[Job],
+    queued: list[Job],
+    estimate: dict[int, float],
+    paused: bool,
+) -> str:
+    """Your jobs and their places; totals for everyone."""
+    people = len({job.owner_id for job in (*running, *queued)})
+    lines = [
+        f"**The queue:** {len(running)} painting, {len(queued)} waiting"
+        + (f" ({people} {'person' if people == 1 else 'people'})." if people else ".")
+    ]
+    if paused:
+        lines.append("-# Painting is paused by an admin: nothing new starts until it resumes.")
+    if not mine:
+        lines.append("You have no jobs waiting or painting.")
+    for job, waiting in mine:
+        where = "painting now" if job.status == "running" else f"#{waiting.position} in line"
+        wait = messages.format_duration(estimate.get(job.id, 0.0))
+        lines.append(f"**#{job.id}** · {where}, ready in {wait} · {short_prompt(job)}")
+    return "\n".join(lines)[: messages.MESSAGE_LIMIT]
+
+
+def quota_text(limits: Limits, used_today: int, pending: int, now: float) -> str:
+    """What is left today, and when it resets."""
+    resets = int(day_start(now) + DAY)
+    if limits.daily_images is None:
+        daily = f"You have painted {used_today} today; there is no daily limit for you."
+    else:
+        left = max(0, limits.daily_images - used_today)
+        daily = (
+            f"You have **{left}** of {limits.daily_images} images left today; "
+            f"the quota resets <t:{resets}:R> (00:00 UTC)."
+        )
+    at_once = "no limit" if limits.max_pending is None else str(limits.max_pending)
+    return "\n".join(
+        [
+            daily,
+            f"Waiting or painting now: {pending} (at most {at_once} at once).",
+            f"-# Up to {limits.max_iterations} iterations and {limits.max_size_text} per "
+            "picture; failed and cancelled jobs are free.",
+        ]
+    )
+
+
+def history_text(jobs: list[Job]) -> str:
+    if not jobs:
+        return "You have no paintings here yet (deleted ones are not listed)."
+    lines = [f"**Your last {len(jobs)} painting{'s' if len(jobs) != 1 else ''}:**"]
+    for job in jobs:
+        where = link(job)
+        shown = f"[#{job.id}]({where})" if where else f"#{job.id}"
+        lines.append(f"{shown} · seed {job.seed} · {short_prompt(job)}")
+    return "\n".join(lines)[: messages.MESSAGE_LIMIT]

@@ -1,0 +1,205 @@
+"""What the job buttons and reactions do. Everything is read from the store by job id, so a
+message posted before a restart works as well as a new one; rerolls and variations go
+through the same rules, quota and caps as /imagine (bot.jobs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import parameters, rules, views
+from bot.errors import DoorwaysError, JobNotFound
+from bot.exts.paint._build import new_seed
+from bot.jobs import acknowledgement, admit_request, check_channel, limits_for, queue_job
+from bot.store import Job
+
+if TYPE_CHECKING:
+    from bot.bot import DoorwaysBot
+
+log = logging.getLogger(__name__)
+
+REROLL_EMOJI = ("🎲", "🔁")
+DM_EMOJI = ("✉️", "✉")
+
+
+class NotAllowed(DoorwaysError):
+    """Someone other than the requester (or a moderator) pressed a requester's button."""
+
+
+async def job_or_refuse(bot: DoorwaysBot, job_id: int) -> Job:
+    job = await bot.store.get(job_id)
+    if job is None:
+        raise JobNotFound(f"Job #{job_id} is not in the database any more.")
+    return job
+
+
+# Buttons ----------------------------------------------------------------------------------------
+
+
+async def reroll(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+    """🎲: the same request with a new seed, charged to whoever pressed it."""
+    job = await job_or_refuse(bot, job_id)
+    check_channel(bot, interaction)
+    request = job.request.replace(seed=new_seed(None))
+    await queue_job(
+        bot, interaction, "reroll", request, limits_for(bot, interaction), parent_job=job.id
+    )
+
+
+async def variation(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+    """🔀: the same prompts from this picture, a new seed, half the iterations."""
+    job = await job_or_refuse(bot, job_id)
+    check_channel(bot, interaction)
+    if job.status != "done" or job.output_path is None or not Path(job.output_path).is_file():
+        raise JobNotFound(f"Job #{job.id}'s picture is not on the bot's disk: no variation.")
+    request = job.request.replace(
+        init_image=job.output_path, seed=new_seed(None), iterations=max(1, job.iterations // 2)
+    )
+    await queue_job(
+        bot, interaction, "variation", request, limits_for(bot, interaction), parent_job=job.id
+    )
+
+
+async def show_parameters(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+    """📋: the parameters, privately."""
+    await parameters.answer(interaction, await parameters.of_job(bot.store, job_id))
+
+
+def _check_may_manage(
+    bot: DoorwaysBot, interaction: discord.Interaction, job: Job, doing: str
+) -> None:
+    if interaction.user.id != job.owner_id and not rules.is_moderator(bot.settings, interaction):
+        raise NotAllowed(f"Only the requester (or a moderator) can {doing} job #{job.id}.")
+
+
+async def cancel(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+    """✖: cancel a waiting or painting job (the requester or a moderator)."""
+    job = await job_or_refuse(bot, job_id)
+    _check_may_manage(bot, interaction, job, "cancel")
+    cancelled = await bot.scheduler.cancel(job.id)
+    if cancelled is None:
+        raise JobNotFound(f"Job #{job.id} has already finished ({job.status}).")
+    log.info("job %s cancelled by %s (button)", job.id, interaction.user.id)
+    await interaction.response.send_message(f"Cancelled job #{job.id}.", ephemeral=True)
+
+
+async def delete(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+    """🗑: delete the result message (the requester or a moderator); the job's row stays,
+    marked deleted, so its parameters can still be looked up by number."""
+    job = await job_or_refuse(bot, job_id)
+    _check_may_manage(bot, interaction, job, "delete")
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    message = interaction.message
+    try:
+        if message is not None:
+            await message.delete()
+    except discord.NotFound:
+        pass
+    await bot.store.mark_deleted(job.id)
+    log.info("job %s's result deleted by %s", job.id, interaction.user.id)
+    await interaction.followup.send(f"Deleted the result of job #{job.id}.", ephemeral=True)
+
+
+ACTIONS = {
+    "reroll": reroll,
+    "variation": variation,
+    "parameters": show_parameters,
+    "cancel": cancel,
+    "delete": delete,
+}
+
+
+def bound_actions(bot: DoorwaysBot) -> dict[str, views.JobAction]:
+    """The actions with `bot` bound, for views.register_actions."""
+
+    def bind(action: object) -> views.JobAction:
+        async def run(interaction: discord.Interaction, job_id: int) -> None:
+            await action(bot, interaction, job_id)  # type: ignore[operator]
+
+        return run
+
+    return {name: bind(action) for name, action in ACTIONS.items()}
+
+
+# Reactions --------------------------------------------------------------------------------------
+
+
+async def on_reaction(bot: DoorwaysBot, payload: discord.RawReactionActionEvent) -> None:
+    """🎲 or 🔁 on a result rerolls it for the reacting person; ✉️ sends them a DM."""
+    emoji = str(payload.emoji)
+    if emoji not in (*REROLL_EMOJI, *DM_EMOJI) or bot.user is None:
+        return
+    if payload.user_id == bot.user.id:
+        return
+    job = await bot.store.by_message(payload.message_id)
+    if job is None or job.result_message_id != payload.message_id:
+        return  # not a result message
+    if emoji in DM_EMOJI:
+        if job.status == "done":
+            await bot.reporter.send_dm(job, payload.user_id, link=_link(job))
+        return
+    await reroll_by_reaction(bot, job, payload)
+
+
+async def reroll_by_reaction(
+    bot: DoorwaysBot, job: Job, payload: discord.RawReactionActionEvent
+) -> None:
+    """Queue a reroll charged to the reacting person; the acknowledgement is posted in the
+    channel (a reaction has no interaction to answer); a refusal goes to them by DM."""
+    member = payload.member
+    roles = [(r.id, r.name) for r in member.roles] if member is not None else []
+    try:
+        admission = await admit_request(
+            bot,
+            kind="reroll",
+            request=job.request.replace(seed=new_seed(None)),
+            limits=bot.policy.limits_for(roles),
+            owner_id=payload.user_id,
+            guild_id=payload.guild_id,
+            channel_id=payload.channel_id,
+            role_ids=[role_id for role_id, _ in roles],
+            upload_limit=job.upload_limit,
+            parent_job=job.id,
+        )
+    except DoorwaysError as error:
+        log.info("reroll of job %s by %s (reaction) refused: %s", job.id, payload.user_id, error)
+        await _tell(bot, payload.user_id, f"Your reroll of job #{job.id} was refused: {error}")
+        return
+    new = admission.job
+    channel = bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+    text = f"<@{new.owner_id}> rerolls job #{job.id}.\n" + acknowledgement(bot, admission)
+    try:
+        reply = await channel.send(
+            text[:2000],
+            reference=discord.MessageReference(
+                message_id=payload.message_id,
+                channel_id=payload.channel_id,
+                fail_if_not_exists=False,
+            ),
+            view=views.status_view(new),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        await bot.store.set_status_message(new.id, reply.id)
+    except discord.HTTPException as error:
+        log.warning("could not acknowledge reroll %s in %s: %s", new.id, payload.channel_id, error)
+    finally:
+        bot.scheduler.wake()
+    log.info("job %s queued by %s (reaction on job %s)", new.id, new.owner_id, job.id)
+
+
+async def _tell(bot: DoorwaysBot, user_id: int, text: str) -> None:
+    try:
+        user = bot.get_user(user_id) or await bot.fetch_user(user_id)
+        await user.send(text[:2000])
+    except discord.HTTPException as error:
+        log.info("could not DM %s: %s", user_id, error)
+
+
+def _link(job: Job) -> str | None:
+    if job.result_message_id is None:
+        return None
+    guild = job.guild_id if job.guild_id is not None else "@me"
+    return f"https://discord.com/channels/{guild}/{job.channel_id}/{job.result_message_id}"
