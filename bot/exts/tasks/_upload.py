@@ -1,0 +1,230 @@
+"""/task: an uploaded task file → its images, each an ordinary queued job.
+
+The file is read (small, UTF-8), expanded by engine.taskfile with this server's limits and no
+image paths (an upload must not point at files on the server), each image is fitted to the
+person's limits as /imagine's request is (clamped, with a note), and all of them are queued
+under one quota check: all or nothing, after the guild's rules (bans, caps, quota overrides:
+bot.rules) as for every job queued from Discord. From there each image is a job like any other: the
+scheduler's fairness, progress, the result post, restarts and crash recovery all apply. The
+acknowledgement is the status message of every image of the file; each result replies to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.errors import BadOptions, NotReady
+from bot.jobs import roles_of
+from bot.messages import MESSAGE_LIMIT, format_duration
+from bot.quota import Limits, admit_all, fit_request
+from bot.rules import apply_rules
+from bot.settings import HARD_MAX_ITERATIONS, Settings
+from bot.store import NewJob
+from engine.prompts import render_prompts
+from engine.request import Request
+from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task
+
+if TYPE_CHECKING:
+    from bot.bot import DoorwaysBot
+
+log = logging.getLogger(__name__)
+
+KIND = "task"  # the jobs' kind in the store
+MAX_FILE_BYTES = 64 * 1024  # a task file is a few hundred bytes; anything big is a mistake
+DOWNLOAD_TIMEOUT = 2.0  # seconds: the answer must still come within Discord's 3
+MAX_EACH = 25  # repetitions per file, as the nightly runner allows
+MAX_IMAGES = 100  # images per file, at most (and at most a day's quota)
+MAX_SIDE = 2048  # the largest width or height /imagine accepts
+OPERATOR_FIELDS = ("vqgan", "clip", "cutn")  # the bot's operator decides these for every job
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One image of the file, fitted to the person's limits."""
+
+    task_job: TaskJob
+    request: Request
+    notes: tuple[str, ...]  # clamps and overridden fields: the same for every image
+
+
+def task_limits(limits: Limits) -> TaskLimits:
+    """What a task file may ask here, for a member with `limits`.
+
+    The bot refuses only what its commands refuse and clamps the rest, as /imagine does:
+    iterations over the member's cap, and sizes over the member's area, are fitted by
+    `fit_request` with a note, not refused. So the file is checked against the hard bounds:
+    the hard iteration maximum, and per side /imagine's largest width or height. TaskLimits
+    caps each side, the bot caps the area (`limits.max_size` is any-aspect W×H pixels); a cap
+    per side derived from the area would either refuse shapes the area allows (a 2:1 strip
+    within the area, but longer than its 3:2 side) or shrink every other default, so the area
+    is left to `fit_request`, which keeps the file's shape and scales it down. The images of
+    one file are at most a day's quota (the quota still left is checked when queueing).
+    """
+    daily = limits.daily_images
+    return TaskLimits(
+        max_iterations=HARD_MAX_ITERATIONS,
+        max_each=MAX_EACH,
+        max_resolution=(MAX_SIDE, MAX_SIDE),
+        max_images=MAX_IMAGES if daily is None else max(1, min(MAX_IMAGES, daily)),
+    )
+
+
+async def read_task_file(attachment: discord.Attachment) -> str:
+    """The attachment's text, or BadOptions saying why it is not a task file."""
+    name = attachment.filename
+    if attachment.size > MAX_FILE_BYTES:
+        raise BadOptions(_too_big(name, attachment.size))
+    try:
+        data = await asyncio.wait_for(attachment.read(), DOWNLOAD_TIMEOUT)
+    except TimeoutError:
+        raise BadOptions(f"Could not download `{name}` in time; try again.") from None
+    except discord.HTTPException as error:
+        raise BadOptions(f"Could not download `{name}` ({error}); try again.") from None
+    if len(data) > MAX_FILE_BYTES:  # the size Discord announced was wrong
+        raise BadOptions(_too_big(name, len(data)))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadOptions(
+            f"`{name}` is not a text file in UTF-8 (byte {error.start} is not): a task file is "
+            "JSON text, like `data/tasks/sample.txt`."
+        ) from None
+
+
+def _too_big(name: str, size: int) -> str:
+    return (
+        f"`{name}` is {size:,} bytes; a task file may be at most {MAX_FILE_BYTES // 1024} KiB "
+        "here. It should be a small JSON file, like `data/tasks/sample.txt`."
+    )
+
+
+def prepare(
+    name: str, text: str, settings: Settings, limits: Limits, out_root: Path
+) -> list[Prepared]:
+    """Expand the task file and fit each image to `limits`; BadOptions lists the problems."""
+    engine = {"vqgan": settings.vqgan, "clip": settings.clip, "cutn": settings.cutn}
+    try:
+        jobs = expand_task(
+            text,
+            limits=task_limits(limits),
+            out_root=out_root,
+            images_root=None,
+            defaults={**engine, "preview_every": settings.preview_every},
+        )
+    except TaskFileError as error:
+        raise BadOptions(problems_text(name, error.problems)) from None
+    prepared = []
+    for job in jobs:
+        request, notes = job.request, []
+        for field, value in engine.items():
+            if getattr(request, field) != value:
+                notes.append(
+                    f"The task file's {field} ({getattr(request, field)}) is not used here: "
+                    f"the bot paints every job with {field} {value}."
+                )
+                request = request.replace(**{field: value})
+        request, clamped = fit_request(request, limits)
+        prepared.append(Prepared(job, request, (*clamped, *notes)))
+    return prepared
+
+
+def problems_text(name: str, problems: list[str]) -> str:
+    """The refusal: every problem of the file, as many as fit in one message."""
+    head = f"`{name}` cannot run, so nothing was queued:"
+    lines = [head]
+    for index, problem in enumerate(problems):
+        line = f"- {problem}"
+        rest = len(problems) - index
+        if sum(len(x) + 1 for x in lines) + len(line) + 40 > MESSAGE_LIMIT:
+            lines.append(f"- … and {rest} more problem{'s' if rest != 1 else ''}")
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def queue_task_file(
+    bot: DoorwaysBot,
+    interaction: discord.Interaction,
+    attachment: discord.Attachment,
+    limits: Limits,
+) -> None:
+    """Read, expand and queue a task file under one quota check, and acknowledge.
+
+    Raises Banned, BadOptions, QuotaExceeded or NotReady (the tree's error handler answers
+    those).
+    """
+    if bot.scheduler.stopping:
+        raise NotReady("The bot is restarting; try again in a minute.")
+    roles = [role_id for role_id, _ in roles_of(interaction.user)]
+    limits = await apply_rules(bot.store, interaction.guild_id, interaction.user.id, roles, limits)
+    text = await read_task_file(attachment)
+    out_root = bot.settings.outputs / "tasks" / str(interaction.user.id)
+    prepared = prepare(attachment.filename, text, bot.settings, limits, out_root)
+    assert interaction.channel_id is not None
+    total = len(prepared)
+    news = [
+        NewJob(
+            kind=KIND,
+            owner_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            request=p.request,
+            interaction_id=interaction.id,
+            notes=(f"{attachment.filename}: {p.task_job.describe(total)}", *p.notes),
+            upload_limit=interaction.filesize_limit,
+        )
+        for p in prepared
+    ]
+    admissions = await admit_all(bot.store, news, limits)
+    try:
+        first, last = admissions[0], admissions[-1]
+        wait = bot.scheduler.estimate(last.job, last.waiting)
+        content = acknowledgement(attachment.filename, prepared, first.waiting.position, wait)
+        if bot.scheduler.paused:
+            content += "\n-# Painting is paused by an admin; the jobs wait until it resumes."
+        elif bot.scheduler.worker_error:
+            content += "\n-# The painter is not running right now; the jobs wait for it."
+        # No ✖ button: one message stands for every image of the file (/cancel takes each).
+        response = await interaction.response.send_message(
+            content[:MESSAGE_LIMIT], allowed_mentions=discord.AllowedMentions.none()
+        )
+        if response.message_id is not None:
+            for admission in admissions:
+                await bot.store.set_status_message(admission.job.id, response.message_id)
+    finally:
+        bot.scheduler.wake()  # even if the answer failed, the jobs are queued and will be posted
+    log.info(
+        "task file %r by %s in %s: jobs %s-%s queued, #%d in line",
+        attachment.filename,
+        interaction.user.id,
+        interaction.channel_id,
+        first.job.id,
+        last.job.id,
+        first.waiting.position,
+    )
+
+
+def acknowledgement(name: str, prepared: list[Prepared], position: int, wait_s: float) -> str:
+    """`**lighthouse.json** · 2 images queued, #1 in line, all ready in about 3 min`, then
+    what they are and the notes (clamps) they share."""
+    total = len(prepared)
+    first = prepared[0].request
+    styles = list(dict.fromkeys(p.task_job.style for p in prepared))
+    each = total // len(styles)
+    shown = ", ".join(f'"{s}"' if s else "none" for s in styles)
+    images = f"{total} image{'s' if total != 1 else ''}"
+    lines = [
+        f"**{name}** · {images} queued, #{position} in line, all ready in "
+        f"{format_duration(wait_s)}",
+        f"{render_prompts(first.prompts)[:300]}",
+        f"style{'s' if len(styles) != 1 else ''} {shown} × each {each} · "
+        f"{first.size[0]}×{first.size[1]}, {first.iterations} iterations",
+        *(f"-# {note}" for note in prepared[0].notes),
+    ]
+    return "\n".join(lines)[:MESSAGE_LIMIT]

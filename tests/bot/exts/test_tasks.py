@@ -1,0 +1,227 @@
+"""/task end to end: a FakeDiscord, the real bot, a real worker process with tiny models. A task
+file is uploaded as the command's attachment; what is asserted is what a person sees: the
+acknowledgement (in time, how many images, the place in line), the posted images with their
+call strings, and the private refusals that queue nothing.
+
+One fake, one bot and one worker serve the whole module (a worker start costs seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot import rules
+from bot.bot import DoorwaysBot
+from bot.exts.tasks import _upload
+from bot.fakediscord import FakeDiscord, Message, Upload, User, point_discord_py_at
+from bot.fakediscord.interactions import Interaction
+from bot.store import Job, NewJob
+from engine.prompts import Prompt
+from engine.request import Request
+from tests.bot.running import eventually, png_size, running_bot, tiny_settings
+
+module_loop = pytest.mark.asyncio(loop_scope="module")
+CALL = re.compile(r"```sh\n(?P<call>doorways generate .*)\n```", re.DOTALL)
+DAILY = 3
+
+
+class World:
+    """The module's fake Discord and the running bot."""
+
+    def __init__(self, fake: FakeDiscord, bot: DoorwaysBot) -> None:
+        self.fake = fake
+        self.bot = bot
+        self.users = 0
+
+    def user(self) -> User:
+        self.users += 1
+        return self.fake.create_user(f"tasker{self.users}")
+
+    async def jobs_of(self, person: User) -> list[Job]:
+        return [job for job in await self.bot.store.jobs() if job.owner_id == person.id]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    settings = tiny_settings(tmp_path_factory.mktemp("tasks"), daily_images=DAILY, max_pending=10)
+    async with FakeDiscord() as fake:
+        restore = point_discord_py_at(fake.base_url)
+        try:
+            async with running_bot(fake, settings) as bot:
+                yield World(fake, bot)
+        finally:
+            restore()
+
+
+def task_file(name: str = "lighthouse.json", **fields: Any) -> Upload:
+    fields = {"text": ["a lighthouse"], "out_file": ["lighthouse"], "iterations": [2], **fields}
+    return Upload(name, json.dumps(fields).encode())
+
+
+async def run_task(world: World, person: User, upload: Upload) -> Interaction:
+    """/task file:<upload> as `person`, answered within Discord's 3 s."""
+    handle = await world.fake.slash(person, world.fake.channel, "task", {"file": upload})
+    await handle.wait_response(timeout=3.0)
+    return handle
+
+
+async def refused(world: World, person: User, upload: Upload) -> str:
+    """The private answer to a task file that must not run; nothing of it is queued."""
+    before = len(await world.jobs_of(person))
+    handle = await run_task(world, person, upload)
+    assert handle.response is not None and handle.response.ephemeral, handle.response
+    assert len(await world.jobs_of(person)) == before
+    return handle.response.content
+
+
+def call_request(result: Message) -> Request:
+    match = CALL.search(result.content)
+    assert match is not None, result.content
+    return Request.from_call_string(match["call"])
+
+
+# The whole path ---------------------------------------------------------------------------------
+
+
+@module_loop
+async def test_task_is_registered_with_a_file_option(world: World) -> None:
+    """/task takes one required attachment."""
+    [task] = [c for c in world.fake.commands() if c["name"] == "task"]
+    [option] = task["options"]
+    assert option["name"] == "file" and option["type"] == 11 and option["required"]
+
+
+@module_loop
+async def test_task_file_images_are_queued_painted_and_posted(world: World) -> None:
+    """2 styles × each 1: acknowledged at once with both images queued (clamped to the size
+    limit, the bot's own cutn), then each is painted as an ordinary job and posted as a reply,
+    its call string carrying its style; the seeds are the file's."""
+    fake, person = world.fake, world.user()
+    upload = task_file(style=["", "Banksy"], each=[1], seed=[7], cutn=[64])
+    started = time.monotonic()
+    handle = await run_task(world, person, upload)
+    assert time.monotonic() - started < 3.0
+    status = handle.original
+    assert status is not None and not status.ephemeral
+    assert "**lighthouse.json** · 2 images queued, #1 in line, all ready in" in status.content
+    assert 'styles none, "Banksy" × each 1 · 78×52, 2 iterations' in status.content
+    assert "450×300 is over the size limit here (4,096 pixels): scaled to 78×52." in (
+        status.content
+    )
+    assert "The task file's cutn (64) is not used here" in status.content
+
+    def results() -> list[Message] | None:
+        posted = [
+            m
+            for m in fake.messages(fake.world.channel(status.channel_id))
+            if m.reference_id == status.id and m.author is fake.bot_user and m.attachments
+        ]
+        return posted if len(posted) == 2 else None
+
+    posted = await fake.wait_until(results, timeout=60)
+    requests = [call_request(m) for m in posted]
+    assert sorted(tuple(p.text for p in r.prompts) for r in requests) == [
+        ("a lighthouse",),
+        ("a lighthouse in the style of Banksy",),
+    ]
+    assert all((r.seed, r.iterations, r.size, r.cutn) == (7, 2, (78, 52), 2) for r in requests)
+    assert all(png_size(m) == (80, 48) for m in posted)  # 78×52 on the VQGAN's 16-pixel grid
+    assert all(f"<@{person.id}>" in m.content for m in posted)
+    assert any('lighthouse.json: image 2 of 2 (style "Banksy", repetition 1)' in m.content
+               for m in posted)  # fmt: skip
+
+    async def delivered() -> list[Job] | None:
+        jobs = await world.jobs_of(person)
+        return jobs if all(job.delivered for job in jobs) else None
+
+    jobs = await eventually(delivered)
+    assert [(job.kind, job.status, job.status_message_id) for job in jobs] == [
+        ("task", "done", status.id)
+    ] * 2
+
+
+# Refusals ---------------------------------------------------------------------------------------
+
+
+@module_loop
+async def test_bad_fields_are_listed_privately(world: World) -> None:
+    """Every problem of the file at once, privately; nothing is queued."""
+    person = world.user()
+    text = await refused(
+        world,
+        person,
+        task_file(iterations=["many"], colour=["red"], init_image=["door.png"]),
+    )
+    assert text.startswith("`lighthouse.json` cannot run, so nothing was queued:\n- ")
+    assert '- iterations: "many" is not a whole number' in text
+    assert '- unknown field(s) "colour"' in text
+    assert "- init_image: this task file cannot refer to image files" in text
+
+
+@module_loop
+async def test_a_file_over_the_quota_is_refused_whole(world: World) -> None:
+    """The daily quota covers every image of the file, or none is queued: the refusal says
+    how many are left; a file bigger than a whole day's quota is a problem of the file."""
+    fake, bot = world.fake, world.bot
+    person = world.user()
+    request = Request(prompts=(Prompt("a door"),), vqgan="tiny", clip="tiny")
+    for _ in range(DAILY - 1):  # two images today already
+        job = await bot.store.add(NewJob("imagine", person.id, fake.guild.id, 1, request))
+        async with bot.store.lock:
+            await bot.store.db.execute(
+                "UPDATE jobs SET status = 'done', delivered = 1 WHERE id = ?", (job.id,)
+            )
+    text = await refused(world, person, task_file(style=["", "Banksy"]))
+    reset = (int(time.time()) // 86400 + 1) * 86400
+    assert f"That is 2 images, and you have 1 of today's {DAILY} left: nothing was queued." in text
+    assert f"<t:{reset}:R>" in text
+
+    text = await refused(world, world.user(), task_file(style=["a", "b"], each=[2]))
+    assert f"2 style(s) × each 2 = 4 images; this server makes at most {DAILY}" in text
+
+
+@module_loop
+async def test_files_that_are_not_task_files_are_refused_clearly(world: World) -> None:
+    """Not JSON, too big, not UTF-8, not an object: a private answer saying so."""
+    person = world.user()
+    cases = [
+        (Upload("notes.txt", b"paint me a door"), "not valid JSON: line 1, column 1"),
+        (Upload("trailing.json", b'{"text": ["a"],}'), "(a comma after the last item?)"),
+        (Upload("list.json", b"[1, 2]"), "one JSON object in curly braces {...}, not a list"),
+        (
+            Upload("big.json", b" " * 70_000),
+            "`big.json` is 70,000 bytes; a task file may be at most 64 KiB here",
+        ),
+        (Upload("photo.png", b"\x89PNG\r\n\x1a\n"), "`photo.png` is not a text file in UTF-8"),
+    ]
+    for upload, expected in cases:
+        text = await refused(world, person, upload)
+        assert expected in text, text
+
+
+@module_loop
+async def test_a_banned_person_cannot_run_a_task_file(world: World) -> None:
+    """The guild's rules apply to task files as to every job from Discord."""
+    person = world.user()
+    await rules.ban(world.bot.store, world.fake.guild.id, person.id, by=1)
+    text = await refused(world, person, task_file())
+    assert "stopped you from painting here" in text
+
+
+def test_limits_map_the_bots_caps() -> None:
+    """Hard bounds are refused; the member's iteration and area caps are left to clamping;
+    a file has at most a day's quota of images."""
+    from bot.quota import Limits
+
+    limits = _upload.task_limits(Limits(3, 10, 8, 4096, 350))
+    assert limits.max_iterations == 6000 and limits.max_each == 25
+    assert limits.max_resolution == (2048, 2048) and limits.max_images == 3
+    assert _upload.task_limits(Limits(None, None, 6000, None, None)).max_images == 100
+    assert _upload.task_limits(Limits(0, None, 6000, None, None)).max_images == 1
