@@ -187,8 +187,9 @@ async def apply_rules(
     caps = await get_caps(store, guild_id)
     if caps.max_iterations is not None:
         limits = replace(limits, max_iterations=min(limits.max_iterations, caps.max_iterations))
-    if caps.max_width is not None or caps.max_height is not None:
-        area = (caps.max_width or 4096) * (caps.max_height or 4096)
+    side = caps.max_width or caps.max_height
+    if side is not None:  # an area, as limits.max_size; one side alone caps a square
+        area = (caps.max_width or side) * (caps.max_height or side)
         if limits.max_area is None or area < limits.max_area:
             limits = replace(limits, max_area=area)
     return limits
