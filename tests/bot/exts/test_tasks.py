@@ -22,6 +22,7 @@ from bot.bot import DoorwaysBot
 from bot.exts.tasks import _upload
 from bot.fakediscord import FakeDiscord, Message, Upload, User, point_discord_py_at
 from bot.fakediscord.interactions import Interaction
+from bot.quota import Limits
 from bot.store import Job, NewJob
 from engine.prompts import Prompt
 from engine.request import Request
@@ -218,8 +219,6 @@ async def test_a_banned_person_cannot_run_a_task_file(world: World) -> None:
 def test_limits_map_the_bots_caps() -> None:
     """Hard bounds are refused; the member's iteration and area caps are left to clamping;
     a file has at most a day's quota of images."""
-    from bot.quota import Limits
-
     limits = _upload.task_limits(Limits(3, 10, 8, 4096, 350))
     assert limits.max_iterations == 6000 and limits.max_each == 25
     assert limits.max_resolution == (2048, 2048) and limits.max_images == 3
