@@ -219,6 +219,8 @@ async def test_settings_are_applied_and_results_come_by_dm(world: World) -> None
     dm = await world.fake.wait_for_message(world.fake.dm_channel(person), timeout=10)
     assert f"Job **#{job.id}**" in dm.content and dm.attachments
     assert "reset" in await world.say(person, "settings", {"reset": True})
-    again = await command(world.fake, person, "imagine", {"prompt": "a tower", **SQUARE})
+    again = await command(
+        world.fake, person, "imagine", {"prompt": "a tower", "iterations": 2, **SQUARE}
+    )
     assert (await world.job(again)).request.prompts[0].text == "a tower"
     await world.idle()
