@@ -82,6 +82,13 @@ async def running_bot(
         await store.close()
 
 
+async def wait_idle(bot: DoorwaysBot, timeout: float = 60.0) -> None:
+    """Until no job waits or runs and every outcome has been posted."""
+    async with asyncio.timeout(timeout):
+        while await bot.store.jobs(["queued", "running"]) or await bot.store.undelivered():
+            await asyncio.sleep(0.05)
+
+
 async def wait_for_worker_ready(bot: DoorwaysBot, timeout: float = 90.0) -> None:
     async with asyncio.timeout(timeout):
         while not bot.scheduler.worker_ready:

@@ -13,7 +13,14 @@ from bot.bot import DoorwaysBot
 from bot.fakediscord import FakeDiscord, Permission, Role, User, point_discord_py_at
 from bot.fakediscord.interactions import Interaction
 from bot.store import Job
-from tests.bot.running import command, job_id_of, result_of, running_bot, tiny_settings
+from tests.bot.running import (
+    command,
+    job_id_of,
+    result_of,
+    running_bot,
+    tiny_settings,
+    wait_idle,
+)
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 SQUARE = {"width": 64, "height": 64}
@@ -45,11 +52,8 @@ class World:
         return handle.original.content
 
     async def idle(self, timeout: float = 60.0) -> None:
-        async with asyncio.timeout(timeout):
-            while await self.bot.store.jobs(["queued", "running"]) or (
-                await self.bot.store.undelivered()
-            ):
-                await asyncio.sleep(0.05)
+        """Until no job waits or runs and every outcome has been posted."""
+        await wait_idle(self.bot, timeout)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

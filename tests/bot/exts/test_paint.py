@@ -38,6 +38,7 @@ from tests.bot.running import (
     result_of,
     running_bot,
     tiny_settings,
+    wait_idle,
 )
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -61,11 +62,7 @@ class World:
 
     async def idle(self, timeout: float = 60.0) -> None:
         """Until no job waits or runs and every outcome has been posted."""
-        async with asyncio.timeout(timeout):
-            while await self.bot.store.jobs(["queued", "running"]) or (
-                await self.bot.store.undelivered()
-            ):
-                await asyncio.sleep(0.05)
+        await wait_idle(self.bot, timeout)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
