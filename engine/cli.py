@@ -122,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("doorways: cancelled", file=sys.stderr)
         return 130
     except Exception as error:
-        # engine.models imports torch, so it is loaded only by commands that need it.
-        models = sys.modules.get("engine.models")
-        if models is None or not isinstance(error, models.ModelError):
+        # Imported only by commands that need models; if it isn't loaded, this isn't its error.
+        registry = sys.modules.get("engine.registry")
+        if registry is None or not isinstance(error, registry.ModelError):
             raise
         print(f"doorways: error: {error}", file=sys.stderr)
         return 2
@@ -170,21 +170,21 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from engine import models
+    from engine import registry
 
     if args.models_command == "list":
         print(f"{'NAME':28} {'KIND':6} {'SIZE':>9}  STATUS")
-        for row in models.list_models():
+        for row in registry.list_models():
             size = f"{row['size_bytes'] / 2**20:,.0f} MiB" if row["size_bytes"] else "?"
             status = f"downloaded: {row['path']}" if row["downloaded"] else "not downloaded"
             print(f"{row['name']:28} {row['kind']:6} {size:>9}  {status}")
         return 0
     if args.models_command == "download":
         for name in args.names:
-            for path in models.download(name):
+            for path in registry.download(name):
                 print(f"{name}: {path}")
         return 0
-    for path in models.model_paths(args.name):
+    for path in registry.model_paths(args.name):
         print(path)
     return 0
 

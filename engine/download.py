@@ -1,6 +1,6 @@
 """Fetch one file over HTTP: resumable, hash-checked, renamed into place atomically.
 
-`engine.models.download` calls `fetch` for each file of a registry entry; this module
+`engine.registry.download` calls `fetch` for each file of a registry entry; this module
 knows nothing of the registry. Failures raise `DownloadError` with a message that says
 what to do next.
 """

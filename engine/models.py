@@ -15,10 +15,7 @@ named by one of:
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import io
-import json
 import os
 import tempfile
 import warnings
@@ -32,10 +29,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine._taming_compat import ensure_taming_importable, use_fused_swish
-from engine.download import DownloadError, fetch
+from engine.registry import (
+    ModelError,
+    entry_of_kind,
+    is_registered,
+    model_dir,
+    weights_path,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REGISTRY_PATH = REPO_ROOT / "data" / "models.json"
 SEED = 0  # weights of `tiny` and `random:NAME` models
 
 # The VQGAN classes we can adapt; their training loss is never built (see DESIGN.md).
@@ -77,30 +78,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ModelError(Exception):
-    """A model cannot be found, fetched or loaded; the message says what to do."""
-
-
-class ModelMissing(ModelError):
-    """A registry model whose weights are not in `model_dir()` yet."""
-
-    def __init__(self, name: str, path: Path, download_command: str | None = None) -> None:
-        self.name = name
-        self.path = path
-        self.download_command = download_command or f"doorways models download {name}"
-        super().__init__(
-            f"model {name} is not downloaded: run `{self.download_command}` "
-            f"(or place the file at {path})"
-        )
-
-
 # --- where things are ---------------------------------------------------------------------
-
-
-def model_dir() -> Path:
-    """Where weights live: $DOORWAYS_MODELS if set, else <repo root>/data/models."""
-    env = os.environ.get("DOORWAYS_MODELS")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / "data" / "models"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -122,106 +100,6 @@ def resolve_device(name: str = "auto") -> torch.device:
             )
         return torch.device(name)
     raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
-
-
-# --- the registry -------------------------------------------------------------------------
-
-
-@functools.cache
-def _read_registry() -> dict[str, dict[str, Any]]:
-    with open(REGISTRY_PATH, encoding="utf-8") as f:
-        return json.load(f)["models"]
-
-
-def registry() -> dict[str, dict[str, Any]]:
-    """The entries of data/models.json keyed by name; each has "kind": "vqgan" or "clip"."""
-    return copy.deepcopy(_read_registry())
-
-
-def _names(kind: str) -> list[str]:
-    return [name for name, entry in _read_registry().items() if entry["kind"] == kind]
-
-
-def vqgan_names() -> list[str]:
-    """Names accepted for --vqgan besides paths and random:NAME: the registry's, and tiny."""
-    return [*_names("vqgan"), "tiny"]
-
-
-def clip_names() -> list[str]:
-    """Names accepted for --clip besides paths and random:NAME: the registry's, and tiny."""
-    return [*_names("clip"), "tiny"]
-
-
-def is_known_model(kind: str, name: str) -> bool:
-    """True for a registry name of `kind`, tiny, random:<registry name of kind>, or a file."""
-    if kind not in ("vqgan", "clip"):
-        raise ValueError(f"unknown model kind {kind!r}: use vqgan or clip")
-    base = name.removeprefix("random:")
-    if base in _names(kind):
-        return True
-    return name == "tiny" or (not name.startswith("random:") and Path(name).expanduser().is_file())
-
-
-def _entry(name: str) -> dict[str, Any]:
-    try:
-        return _read_registry()[name]
-    except KeyError:
-        known = ", ".join(_read_registry())
-        raise ModelError(f"unknown model {name!r}; known models: {known}") from None
-
-
-def model_paths(name: str) -> list[Path]:
-    """Where the file(s) of registry entry `name` live in `model_dir()` (weights first)."""
-    return [model_dir() / f["name"] for f in _entry(name)["files"]]
-
-
-def list_models() -> list[dict[str, Any]]:
-    """One row per registry entry: name, kind, size_bytes, downloaded, path (of the weights)."""
-    rows = []
-    for name, entry in _read_registry().items():
-        paths = model_paths(name)
-        rows.append(
-            {
-                "name": name,
-                "kind": entry["kind"],
-                "size_bytes": sum(f["size_bytes"] for f in entry["files"]),
-                "downloaded": all(p.is_file() for p in paths),
-                "path": paths[0],
-            }
-        )
-    return rows
-
-
-def download(
-    name: str,
-    *,
-    progress: bool = True,
-    timeout: float = 30,
-    entry: dict[str, Any] | None = None,
-) -> list[Path]:
-    """Fetch every file of registry entry `name` into `model_dir()`; files present are kept.
-
-    `entry` overrides the registry entry (tests point it at a local server).
-    """
-    if name == "tiny" and entry is None:
-        raise ModelError("tiny models are built on this machine when first used; no download")
-    entry = entry if entry is not None else _entry(name)
-    paths = []
-    for f in entry["files"]:
-        dest = model_dir() / f["name"]
-        try:
-            path = fetch(
-                f["url"],
-                dest,
-                sha256=f.get("sha256"),
-                approx_size=f.get("size_bytes"),
-                progress=progress,
-                timeout=timeout,
-            )
-        except DownloadError as exc:
-            raise ModelError(str(exc)) from exc
-        paths.append(path)
-    return paths
 
 
 # --- adapters the optimisation loop uses --------------------------------------------------
@@ -394,15 +272,15 @@ def _vqgan_config_beside(path: Path) -> tuple[str, dict[str, Any]]:
 def load_vqgan(name_or_path: str, device: torch.device) -> VQGAN:
     """Load a VQGAN by registry name, tiny, random:NAME or checkpoint path, onto `device`."""
     if name_or_path.startswith("random:"):
-        entry = _kind_entry("vqgan", name_or_path.removeprefix("random:"))
+        entry = entry_of_kind("vqgan", name_or_path.removeprefix("random:"))
         with _seeded():
             model = build_vqgan(entry["target"], entry["params"])
         return _vqgan_adapter(model, name_or_path, device)
     if name_or_path == "tiny":
         path = ensure_tiny_vqgan()
         target, params = _vqgan_config_beside(path)
-    elif name_or_path in _read_registry():
-        entry = _kind_entry("vqgan", name_or_path)
+    elif is_registered(name_or_path):
+        entry = entry_of_kind("vqgan", name_or_path)
         path = weights_path(name_or_path)
         target, params = entry["target"], entry["params"]
     else:
@@ -480,14 +358,14 @@ def build_clip(params: dict[str, Any]) -> torch.nn.Module:
 def load_clip(name_or_path: str, device: torch.device) -> CLIP:
     """Load CLIP by registry name, tiny, random:NAME or weights path, onto `device`."""
     if name_or_path.startswith("random:"):
-        entry = _kind_entry("clip", name_or_path.removeprefix("random:"))
+        entry = entry_of_kind("clip", name_or_path.removeprefix("random:"))
         with _seeded():
             model = build_clip(entry["params"])
         return _clip_adapter(model, name_or_path, device)
     if name_or_path == "tiny":
         path = ensure_tiny_clip()
-    elif name_or_path in _read_registry():
-        _kind_entry("clip", name_or_path)
+    elif is_registered(name_or_path):
+        entry_of_kind("clip", name_or_path)
         path = weights_path(name_or_path)
     else:
         path = _local_file(name_or_path)
@@ -515,22 +393,6 @@ def ensure_tiny_clip() -> Path:
 
 
 # --- helpers for the loaders --------------------------------------------------------------
-
-
-def _kind_entry(kind: str, name: str) -> dict[str, Any]:
-    """The registry entry `name`, which must be of `kind`."""
-    entry = _entry(name)
-    if entry["kind"] != kind:
-        raise ModelError(f"{name} is a {entry['kind']} model, not a {kind} model")
-    return entry
-
-
-def weights_path(name: str) -> Path:
-    """The downloaded weights of registry entry `name`, or ModelMissing."""
-    path = model_paths(name)[0]
-    if not path.is_file():
-        raise ModelMissing(name, path)
-    return path
 
 
 def _local_file(name_or_path: str) -> Path:

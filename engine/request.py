@@ -283,15 +283,15 @@ class Request:
 
     def check_inputs(self) -> None:
         """Raise ValueError if an input file is unreadable or a model is unknown."""
-        from engine import models  # deferred: models imports torch
+        from engine import registry
 
         for path in [self.init_image, *(p.text for p in self.image_prompts)]:
             if path is not None:
                 _check_image(path)
         for kind, name in (("vqgan", self.vqgan), ("clip", self.clip)):
-            if not models.is_known_model(kind, name):
+            if not registry.is_known_model(kind, name):
                 choices = ", ".join(
-                    models.vqgan_names() if kind == "vqgan" else models.clip_names()
+                    registry.vqgan_names() if kind == "vqgan" else registry.clip_names()
                 )
                 raise ValueError(
                     f"unknown {kind} model {name!r}: not a file, and not one of {choices} "

@@ -304,11 +304,11 @@ class _ModelCache:
 
     def get(self, vqgan_name: str, clip_name: str) -> tuple[VQGAN, CLIP]:
         """The two models, loading (after freeing the one it replaces) what is not resident."""
-        from engine import models
+        from engine import models, registry
 
         for name in (vqgan_name, clip_name):  # fail before evicting what is resident
-            if name in models.registry():
-                models.weights_path(name)
+            if registry.is_registered(name):
+                registry.weights_path(name)
         key = (vqgan_name, str(self.device))
         if self.vqgan is None or self.vqgan[0] != key:
             self.vqgan = None
@@ -401,10 +401,10 @@ class _Server:
         log.info("job %s: %s", job.job_id, outcome.type)
 
     def _run(self, seq: int, job: Job) -> Done | Failed | Cancelled:
-        from engine import models
+        from engine import registry
         from engine.loop import Finished, generate
-        from engine.models import ModelError, ModelMissing
         from engine.outputs import save_png
+        from engine.registry import ModelError, ModelMissing
 
         picked = time.perf_counter()
         try:
@@ -419,7 +419,7 @@ class _Server:
             return Failed(job.job_id, "model_missing", str(error))
         except ModelError as error:  # unreadable weights: the user's file, or ours
             names = (request.vqgan, request.clip)
-            yours = any(n not in (*models.vqgan_names(), *models.clip_names()) for n in names)
+            yours = any(n not in (*registry.vqgan_names(), *registry.clip_names()) for n in names)
             return Failed(job.job_id, "bad_request" if yours else "internal", str(error))
         except Exception as error:
             if not is_out_of_memory(error):

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 from bot.playground.server import Banner, Playground
 from bot.settings import Settings
+from engine.registry import is_downloaded
 
 log = logging.getLogger("doorways.playground")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 ANY_HOST = "0.0.0.0"  # the one non-loopback address allowed, and only when asked for
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DOWNLOAD_COMMAND = "doorways models download vqgan_imagenet_f16_16384 ViT-B/32"
 # With the tiny stand-in models on a CPU: small, quick pictures with previews.
 TINY = {
@@ -56,23 +54,9 @@ def check_host(host: str) -> str | None:
     )
 
 
-def model_downloaded(name: str) -> bool:
-    """Whether the registry model `name` (or a file path) is on disk; tiny and random:NAME
-    count as not. Reads data/models.json without importing the engine (and torch)."""
-    if name == "tiny" or name.startswith("random:"):
-        return False
-    with open(REPO_ROOT / "data" / "models.json", encoding="utf-8") as f:
-        registry = json.load(f)["models"]
-    if name not in registry:
-        return Path(name).expanduser().is_file()
-    env = os.environ.get("DOORWAYS_MODELS")
-    folder = Path(env).expanduser() if env else REPO_ROOT / "data" / "models"
-    return all((folder / entry["name"]).is_file() for entry in registry[name]["files"])
-
-
 def playground_settings(settings: Settings) -> tuple[Settings, Banner]:
     """The configured models when they are on disk, else the tiny ones with a banner."""
-    if model_downloaded(settings.vqgan) and model_downloaded(settings.clip):
+    if is_downloaded(settings.vqgan) and is_downloaded(settings.clip):
         return settings, Banner(tiny_models=False)
     banner = Banner(
         tiny_models=True,

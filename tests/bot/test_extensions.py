@@ -43,8 +43,11 @@ def test_the_bot_process_does_not_import_torch() -> None:
     imports it)."""
     code = (
         "import sys, bot.launcher, bot.bot, bot.exts.paint, bot.parameters, engine.worker\n"
+        "import bot.playground.run\n"
         "from bot.bot import walk_extensions\n"
+        "from engine.request import Request\n"
         "list(walk_extensions())\n"
+        "Request.from_call_string('doorways generate x --vqgan tiny').check_inputs()\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -16,15 +16,9 @@ from typing import Any
 import pytest
 import torch
 
-from engine import models
-from engine.models import (
-    CLIP,
-    VQGAN,
-    ModelError,
-    ModelMissing,
-    load_clip,
-    load_vqgan,
-)
+from engine import models, registry
+from engine.models import CLIP, VQGAN, load_clip, load_vqgan
+from engine.registry import ModelError, ModelMissing
 from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
 
 CPU = torch.device("cpu")
@@ -48,7 +42,7 @@ def test_registry_entries_are_well_formed() -> None:
     """Every entry has kind, files with url/name/size/sha256, and its architecture."""
     import clip
 
-    for name, entry in models.registry().items():
+    for name, entry in registry.registry().items():
         assert entry["kind"] in ("vqgan", "clip"), name
         assert entry["files"], name
         for f in entry["files"]:
@@ -73,68 +67,69 @@ def test_registry_names_and_defaults() -> None:
     """The registry has the four VQGANs, every openai-clip model, the defaults and tiny."""
     import clip
 
-    assert models.vqgan_names() == [
+    assert registry.vqgan_names() == [
         "vqgan_imagenet_f16_16384",
         "vqgan_imagenet_f16_1024",
         "wikiart_16384",
         "vqgan_gumbel_f8_8192",
         "tiny",
     ]
-    assert models.clip_names() == [*clip.available_models(), "tiny"]
-    assert DEFAULT_VQGAN in models.vqgan_names() and DEFAULT_CLIP in models.clip_names()
+    assert registry.clip_names() == [*clip.available_models(), "tiny"]
+    assert DEFAULT_VQGAN in registry.vqgan_names() and DEFAULT_CLIP in registry.clip_names()
     assert (
-        models.registry()[DEFAULT_VQGAN]["default"] and models.registry()[DEFAULT_CLIP]["default"]
+        registry.registry()[DEFAULT_VQGAN]["default"]
+        and registry.registry()[DEFAULT_CLIP]["default"]
     )
 
 
 def test_registry_returns_a_copy() -> None:
     """Changing what registry() returns does not change the registry."""
-    models.registry()[DEFAULT_VQGAN]["kind"] = "oops"
-    assert models.registry()[DEFAULT_VQGAN]["kind"] == "vqgan"
+    registry.registry()[DEFAULT_VQGAN]["kind"] = "oops"
+    assert registry.registry()[DEFAULT_VQGAN]["kind"] == "vqgan"
 
 
 def test_is_known_model(tmp_path: Path) -> None:
     """Registry names of the kind, tiny, random:NAME and existing files are known."""
     weights = tmp_path / "mine.ckpt"
     weights.touch()
-    assert models.is_known_model("vqgan", DEFAULT_VQGAN)
-    assert models.is_known_model("vqgan", "tiny")
-    assert models.is_known_model("vqgan", "random:vqgan_gumbel_f8_8192")
-    assert models.is_known_model("vqgan", str(weights))
-    assert models.is_known_model("clip", "random:ViT-B/32")
-    assert not models.is_known_model("vqgan", DEFAULT_CLIP)
-    assert not models.is_known_model("clip", "random:" + DEFAULT_VQGAN)
-    assert not models.is_known_model("clip", "random:tiny")
-    assert not models.is_known_model("clip", str(tmp_path / "absent.pt"))
+    assert registry.is_known_model("vqgan", DEFAULT_VQGAN)
+    assert registry.is_known_model("vqgan", "tiny")
+    assert registry.is_known_model("vqgan", "random:vqgan_gumbel_f8_8192")
+    assert registry.is_known_model("vqgan", str(weights))
+    assert registry.is_known_model("clip", "random:ViT-B/32")
+    assert not registry.is_known_model("vqgan", DEFAULT_CLIP)
+    assert not registry.is_known_model("clip", "random:" + DEFAULT_VQGAN)
+    assert not registry.is_known_model("clip", "random:tiny")
+    assert not registry.is_known_model("clip", str(tmp_path / "absent.pt"))
     with pytest.raises(ValueError, match="unknown model kind"):
-        models.is_known_model("gan", "tiny")
+        registry.is_known_model("gan", "tiny")
 
 
 def test_model_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """model_dir() is $DOORWAYS_MODELS when set, else data/models in the repository."""
     monkeypatch.setenv("DOORWAYS_MODELS", str(tmp_path))
-    assert models.model_dir() == tmp_path.resolve()
+    assert registry.model_dir() == tmp_path.resolve()
     monkeypatch.delenv("DOORWAYS_MODELS")
-    assert models.model_dir() == Path(models.__file__).resolve().parents[1] / "data" / "models"
+    assert registry.model_dir() == Path(models.__file__).resolve().parents[1] / "data" / "models"
 
 
 def test_list_models_and_model_paths(empty_model_dir: Path) -> None:
     """list_models() has a row per entry and notices a downloaded file."""
-    rows = {row["name"]: row for row in models.list_models()}
-    assert rows.keys() == models.registry().keys()
+    rows = {row["name"]: row for row in registry.list_models()}
+    assert rows.keys() == registry.registry().keys()
     assert not any(row["downloaded"] for row in rows.values())
-    assert models.model_paths("ViT-B/32") == [empty_model_dir / "ViT-B-32.pt"]
-    assert models.model_paths(DEFAULT_VQGAN) == [
+    assert registry.model_paths("ViT-B/32") == [empty_model_dir / "ViT-B-32.pt"]
+    assert registry.model_paths(DEFAULT_VQGAN) == [
         empty_model_dir / "vqgan_imagenet_f16_16384.ckpt",
         empty_model_dir / "vqgan_imagenet_f16_16384.yaml",
     ]
     empty_model_dir.mkdir()
     (empty_model_dir / "ViT-B-32.pt").touch()
-    row = next(r for r in models.list_models() if r["name"] == "ViT-B/32")
+    row = next(r for r in registry.list_models() if r["name"] == "ViT-B/32")
     assert row["downloaded"] and row["kind"] == "clip" and row["size_bytes"] > 300e6
     assert row["path"] == empty_model_dir / "ViT-B-32.pt"
     with pytest.raises(ModelError, match="unknown model 'nope'"):
-        models.model_paths("nope")
+        registry.model_paths("nope")
 
 
 # --- tiny models --------------------------------------------------------------------------
@@ -142,7 +137,7 @@ def test_list_models_and_model_paths(empty_model_dir: Path) -> None:
 
 def test_tiny_models_are_real_files_read_back_exactly(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
     """tiny is saved as a Lightning checkpoint + YAML and a TorchScript archive, and loaded."""
-    tiny = models.model_dir() / "tiny"
+    tiny = registry.model_dir() / "tiny"
     ckpt = torch.load(tiny / "vqgan_tiny.ckpt", map_location="cpu", weights_only=True)
     assert "lossconfig" in (tiny / "vqgan_tiny.yaml").read_text()
     for key, value in tiny_vqgan.model.state_dict().items():
@@ -156,7 +151,7 @@ def test_tiny_build_is_deterministic(
     tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Building the tiny models again, elsewhere, gives the same files and weights."""
-    session = models.model_dir() / "tiny"
+    session = registry.model_dir() / "tiny"
     monkeypatch.setenv("DOORWAYS_MODELS", str(tmp_path))
     again = models.ensure_tiny_vqgan().parent
     models.ensure_tiny_clip()
@@ -177,7 +172,7 @@ def test_tiny_build_is_deterministic(
 
 def test_tiny_files_are_reused(tiny_vqgan: VQGAN) -> None:
     """A second load of tiny reads the existing files instead of rewriting them."""
-    ckpt = models.model_dir() / "tiny" / "vqgan_tiny.ckpt"
+    ckpt = registry.model_dir() / "tiny" / "vqgan_tiny.ckpt"
     before = ckpt.stat().st_mtime_ns
     assert models.ensure_tiny_vqgan() == ckpt
     assert ckpt.stat().st_mtime_ns == before
@@ -466,12 +461,12 @@ def test_download_fetches_verifies_and_skips_present_files(
 ) -> None:
     """Files land in model_dir() under their names; a second call makes no request."""
     entry = file_server.entry("w.ckpt", "w.yaml", sha256={"w.yaml": None})
-    paths = models.download("local", entry=entry, progress=False)
+    paths = registry.download("local", entry=entry, progress=False)
     assert paths == [empty_model_dir / "w.ckpt", empty_model_dir / "w.yaml"]
     assert paths[0].read_bytes() == file_server.files["w.ckpt"]
     assert sorted(p.name for p in empty_model_dir.iterdir()) == ["w.ckpt", "w.yaml"]
     requests_made = len(file_server.ranges)
-    assert models.download("local", entry=entry, progress=False) == paths
+    assert registry.download("local", entry=entry, progress=False) == paths
     assert len(file_server.ranges) == requests_made
 
 
@@ -479,7 +474,7 @@ def test_download_resumes_a_partial_file(file_server: FileServer, empty_model_di
     """A .part file is continued with a Range request and the result verified."""
     empty_model_dir.mkdir()
     (empty_model_dir / "w.ckpt.part").write_bytes(file_server.files["w.ckpt"][:1000])
-    models.download("local", entry=file_server.entry("w.ckpt"), progress=False)
+    registry.download("local", entry=file_server.entry("w.ckpt"), progress=False)
     assert file_server.ranges == ["bytes=1000-"]
     assert (empty_model_dir / "w.ckpt").read_bytes() == file_server.files["w.ckpt"]
     assert not (empty_model_dir / "w.ckpt.part").exists()
@@ -490,12 +485,12 @@ def test_download_interrupted_then_resumed(file_server: FileServer, empty_model_
     file_server.truncate_next = True
     entry = file_server.entry("w.ckpt")
     with pytest.raises(ModelError, match="run it again to resume"):
-        models.download("local", entry=entry, progress=False)
+        registry.download("local", entry=entry, progress=False)
     assert not (empty_model_dir / "w.ckpt").exists()
     # What arrived in whole chunks was kept (at most half: the server sent no more).
     kept = (empty_model_dir / "w.ckpt.part").stat().st_size
     assert 0 < kept <= len(file_server.files["w.ckpt"]) // 2
-    models.download("local", entry=entry, progress=False)
+    registry.download("local", entry=entry, progress=False)
     assert file_server.ranges == [None, f"bytes={kept}-"]
     assert (empty_model_dir / "w.ckpt").read_bytes() == file_server.files["w.ckpt"]
 
@@ -507,7 +502,7 @@ def test_download_restarts_when_range_is_ignored(
     file_server.ignore_range = True
     empty_model_dir.mkdir()
     (empty_model_dir / "w.ckpt.part").write_bytes(b"stale bytes")
-    models.download("local", entry=file_server.entry("w.ckpt"), progress=False)
+    registry.download("local", entry=file_server.entry("w.ckpt"), progress=False)
     assert (empty_model_dir / "w.ckpt").read_bytes() == file_server.files["w.ckpt"]
 
 
@@ -517,7 +512,7 @@ def test_download_checksum_mismatch_deletes_the_file(
     """A wrong sha256 raises ModelError saying so and leaves nothing behind."""
     entry = file_server.entry("w.ckpt", sha256={"w.ckpt": "0" * 64})
     with pytest.raises(ModelError, match=r"sha256 mismatch.*deleted"):
-        models.download("local", entry=entry, progress=False)
+        registry.download("local", entry=entry, progress=False)
     assert list(empty_model_dir.iterdir()) == []
 
 
@@ -528,21 +523,21 @@ def test_download_without_checksum_rejects_a_tiny_answer(
     entry = file_server.entry("w.ckpt", sha256={"w.ckpt": None})
     entry["files"][0]["size_bytes"] = 100 << 20
     with pytest.raises(ModelError, match="probably an error page"):
-        models.download("local", entry=entry, progress=False)
+        registry.download("local", entry=entry, progress=False)
     assert list(empty_model_dir.iterdir()) == []
 
 
 def test_download_http_error(file_server: FileServer, empty_model_dir: Path) -> None:
     """A 404 is a ModelError naming the status and where to put the file."""
     with pytest.raises(ModelError, match="HTTP 404"):
-        models.download("local", entry=file_server.entry("gone.ckpt"), progress=False)
+        registry.download("local", entry=file_server.entry("gone.ckpt"), progress=False)
 
 
 def test_download_shows_progress_on_stderr(
     file_server: FileServer, empty_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With progress on, a tqdm bar naming the file goes to stderr, nothing to stdout."""
-    models.download("local", entry=file_server.entry("w.ckpt"), progress=True)
+    registry.download("local", entry=file_server.entry("w.ckpt"), progress=True)
     out, err = capsys.readouterr()
     assert "w.ckpt" in err and out == ""
 
@@ -554,7 +549,7 @@ def test_download_offline_says_where_to_put_the_file(empty_model_dir: Path) -> N
     url = "http://192.0.2.1/w.ckpt"
     entry = {"kind": "vqgan", "files": [{"name": "w.ckpt", "url": url, "sha256": None}]}
     with pytest.raises(ModelError) as info:
-        models.download("offline", entry=entry, progress=False, timeout=5)
+        registry.download("offline", entry=entry, progress=False, timeout=5)
     message = str(info.value)
     assert "could not reach 192.0.2.1" in message
     assert url in message and str(empty_model_dir / "w.ckpt") in message
@@ -565,16 +560,16 @@ def test_download_offline_says_where_to_put_the_file(empty_model_dir: Path) -> N
 def test_download_registry_model_offline(empty_model_dir: Path) -> None:
     """download() of a real registry entry fails cleanly when the host cannot be reached."""
     with pytest.raises(ModelError, match=r"could not reach openaipublic\.azureedge\.net"):
-        models.download("ViT-B/32", progress=False, timeout=5)
+        registry.download("ViT-B/32", progress=False, timeout=5)
     assert not (empty_model_dir / "ViT-B-32.pt").exists()
 
 
 def test_download_rejects_tiny_and_unknown_names() -> None:
     """tiny needs no download; an unknown name lists the known ones."""
     with pytest.raises(ModelError, match="no download"):
-        models.download("tiny")
+        registry.download("tiny")
     with pytest.raises(ModelError, match="known models"):
-        models.download("nope")
+        registry.download("nope")
 
 
 def test_fused_swish_matches_taming(tiny_vqgan: VQGAN) -> None:

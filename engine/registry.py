@@ -1,0 +1,174 @@
+"""The model registry: names, where their files live, and downloads. Never imports torch.
+
+data/models.json lists the VQGAN and CLIP models Doorways knows, with their download URLs,
+sizes, checksums and architectures. The bot and the request checks use this module without
+paying for torch; engine.models builds and loads the networks.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.download import DownloadError, fetch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_PATH = REPO_ROOT / "data" / "models.json"
+
+
+class ModelError(Exception):
+    """A model cannot be found, fetched or loaded; the message says what to do."""
+
+
+class ModelMissing(ModelError):
+    """A registry model whose weights are not in `model_dir()` yet."""
+
+    def __init__(self, name: str, path: Path, download_command: str | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.download_command = download_command or f"doorways models download {name}"
+        super().__init__(
+            f"model {name} is not downloaded: run `{self.download_command}` "
+            f"(or place the file at {path})"
+        )
+
+
+def model_dir() -> Path:
+    """Where weights live: $DOORWAYS_MODELS if set, else <repo root>/data/models."""
+    env = os.environ.get("DOORWAYS_MODELS")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / "data" / "models"
+
+
+# --- the registry -------------------------------------------------------------------------
+
+
+@functools.cache
+def _read_registry() -> dict[str, dict[str, Any]]:
+    with open(REGISTRY_PATH, encoding="utf-8") as f:
+        return json.load(f)["models"]
+
+
+def is_registered(name: str) -> bool:
+    """Whether `name` is a registry entry (of either kind)."""
+    return name in _read_registry()
+
+
+def registry() -> dict[str, dict[str, Any]]:
+    """The entries of data/models.json keyed by name; each has "kind": "vqgan" or "clip"."""
+    return copy.deepcopy(_read_registry())
+
+
+def _names(kind: str) -> list[str]:
+    return [name for name, entry in _read_registry().items() if entry["kind"] == kind]
+
+
+def vqgan_names() -> list[str]:
+    """Names accepted for --vqgan besides paths and random:NAME: the registry's, and tiny."""
+    return [*_names("vqgan"), "tiny"]
+
+
+def clip_names() -> list[str]:
+    """Names accepted for --clip besides paths and random:NAME: the registry's, and tiny."""
+    return [*_names("clip"), "tiny"]
+
+
+def is_known_model(kind: str, name: str) -> bool:
+    """True for a registry name of `kind`, tiny, random:<registry name of kind>, or a file."""
+    if kind not in ("vqgan", "clip"):
+        raise ValueError(f"unknown model kind {kind!r}: use vqgan or clip")
+    base = name.removeprefix("random:")
+    if base in _names(kind):
+        return True
+    return name == "tiny" or (not name.startswith("random:") and Path(name).expanduser().is_file())
+
+
+def _entry(name: str) -> dict[str, Any]:
+    try:
+        return _read_registry()[name]
+    except KeyError:
+        known = ", ".join(_read_registry())
+        raise ModelError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def model_paths(name: str) -> list[Path]:
+    """Where the file(s) of registry entry `name` live in `model_dir()` (weights first)."""
+    return [model_dir() / f["name"] for f in _entry(name)["files"]]
+
+
+def is_downloaded(name: str) -> bool:
+    """Whether registry model `name` has all its files here (or `name` is an existing file);
+    tiny and random:NAME models are built, never downloaded."""
+    if name == "tiny" or name.startswith("random:"):
+        return False
+    if not is_registered(name):
+        return Path(name).expanduser().is_file()
+    return all(path.is_file() for path in model_paths(name))
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One row per registry entry: name, kind, size_bytes, downloaded, path (of the weights)."""
+    rows = []
+    for name, entry in _read_registry().items():
+        paths = model_paths(name)
+        rows.append(
+            {
+                "name": name,
+                "kind": entry["kind"],
+                "size_bytes": sum(f["size_bytes"] for f in entry["files"]),
+                "downloaded": is_downloaded(name),
+                "path": paths[0],
+            }
+        )
+    return rows
+
+
+def download(
+    name: str,
+    *,
+    progress: bool = True,
+    timeout: float = 30,
+    entry: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Fetch every file of registry entry `name` into `model_dir()`; files present are kept.
+
+    `entry` overrides the registry entry (tests point it at a local server).
+    """
+    if name == "tiny" and entry is None:
+        raise ModelError("tiny models are built on this machine when first used; no download")
+    entry = entry if entry is not None else _entry(name)
+    paths = []
+    for f in entry["files"]:
+        dest = model_dir() / f["name"]
+        try:
+            path = fetch(
+                f["url"],
+                dest,
+                sha256=f.get("sha256"),
+                approx_size=f.get("size_bytes"),
+                progress=progress,
+                timeout=timeout,
+            )
+        except DownloadError as exc:
+            raise ModelError(str(exc)) from exc
+        paths.append(path)
+    return paths
+
+
+def entry_of_kind(kind: str, name: str) -> dict[str, Any]:
+    """The registry entry `name`, which must be of `kind`."""
+    entry = _entry(name)
+    if entry["kind"] != kind:
+        raise ModelError(f"{name} is a {entry['kind']} model, not a {kind} model")
+    return entry
+
+
+def weights_path(name: str) -> Path:
+    """The downloaded weights of registry entry `name`, or ModelMissing."""
+    path = model_paths(name)[0]
+    if not path.is_file():
+        raise ModelMissing(name, path)
+    return path
