@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with no token: the playground page's port, default 8765 (playground.port)",
     )
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the token, database, models and device, one line each, and exit "
+        "(status 1 if any check fails)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -154,6 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"doorways-bot: {error}", file=sys.stderr)
         return 2
+    if args.check:
+        from bot.check import run_checks
+
+        checks = run_checks(settings)
+        print("\n".join(map(str, checks)))
+        return 0 if all(check.ok for check in checks) else 1
     try:
         if settings.token:
             asyncio.run(run(settings))

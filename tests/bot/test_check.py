@@ -1,0 +1,57 @@
+"""`doorways-bot --check`: one line per need, and a status that scripts can use."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.launcher import main
+
+
+def run_check(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str]]:
+    """Run `doorways-bot --check …`; return the status and each check's line by name."""
+    status = main(["--check", *argv])
+    lines = capsys.readouterr().out.splitlines()
+    return status, {line.split()[1]: line for line in lines}
+
+
+def test_everything_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a token, a writable database folder, tiny models and the CPU, every line is ok."""
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token")
+    argv = ["--db", str(tmp_path / "new" / "jobs.sqlite3"), "--vqgan", "tiny", "--clip", "tiny"]
+    status, lines = run_check([*argv, "--device", "cpu"], capsys)
+    assert status == 0
+    assert list(lines) == ["token", "database", "vqgan", "clip", "device"]
+    assert all(line.startswith("ok") for line in lines.values())
+    assert "will be created on first start" in lines["database"]
+
+
+def test_failures_say_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No token, an unwritable database, a model not downloaded and no CUDA each fail."""
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["--db", str(blocker / "jobs.sqlite3"), "--vqgan", "vqgan_imagenet_f16_1024"]
+    status, lines = run_check([*argv, "--clip", "tiny", "--device", "cuda"], capsys)
+    assert status == 1
+    assert lines["token"].startswith("FAIL") and "local playground" in lines["token"]
+    assert lines["database"].startswith("FAIL") and "cannot be created" in lines["database"]
+    assert lines["vqgan"].startswith("FAIL")
+    assert "`doorways models download vqgan_imagenet_f16_1024`" in lines["vqgan"]
+    assert lines["clip"].startswith("ok")
+    assert lines["device"].startswith("FAIL") and "CUDA is not available" in lines["device"]
+
+
+def test_an_existing_database_is_opened_for_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing database that isn't SQLite is reported, not overwritten."""
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token")
+    database = tmp_path / "jobs.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    status, lines = run_check(["--db", str(database), "--vqgan", "tiny", "--clip", "tiny"], capsys)
+    assert status == 1 and "cannot be written" in lines["database"]
+    assert database.read_bytes() == b"this is not a database" * 100
