@@ -147,8 +147,10 @@ def homography(src: Tensor, dst: Tensor) -> Tensor:
 def render_cutouts(image: Tensor, cutouts: Cutouts, augs: Augmentations, size: int) -> Tensor:
     """(1, 3, H, W) canvas → (K, 3, size, size) augmented cutouts, differentiable."""
     k = cutouts.boxes.shape[0]
-    largest = float(cutouts.boxes[:, 2].max())
-    supersample = 2 if largest > 1.5 * size else 1  # averaging 2×2 samples stops aliasing
+    # Averaging 2×2 samples stops aliasing when cutouts can be much larger than CLIP's input;
+    # decided from the canvas, not the drawn sizes, so the host never waits for the device.
+    largest = min(cutouts.width, cutouts.height)
+    supersample = 2 if largest > 1.5 * size else 1
     n = size * supersample
     # Output pixel centres in [-1, 1], as homogeneous row vectors.
     ticks = (torch.arange(n, device=image.device, dtype=image.dtype) * 2 + 1) / n - 1

@@ -19,7 +19,7 @@ def placement_weights(x: Tensor, anchors: Tensor, mode: str) -> Tensor:
     p = anchors.shape[0]
     if p == 1:
         return torch.ones(x.shape[0], 1, device=x.device, dtype=x.dtype)
-    x = x.clamp(float(anchors[0]), float(anchors[-1]))
+    x = x.clamp(anchors[0], anchors[-1])  # tensors, so the host never waits for the device
     left = (torch.searchsorted(anchors, x.contiguous(), right=True) - 1).clamp(0, p - 2)
     t = (x - anchors[left]) / (anchors[left + 1] - anchors[left])  # (K,) in [0, 1]
     if mode == "smooth":

@@ -66,12 +66,23 @@ def test_mirror_symmetric_canvas_gives_identical_pairs() -> None:
 
 def test_plain_cutout_is_the_crop() -> None:
     """Without augmentation a cutout at its own size is exactly the cropped pixels."""
-    canvas = torch.rand(1, 3, 40, 60, generator=_generator(6))
-    cuts = sample_cutouts(60, 40, 4, 1.0, 16, 0.0, _generator(7))
-    cuts = type(cuts)(torch.tensor([[5.0, 7.0, 16.0]] * 4), cuts.flipped, 0, 60, 40)
+    canvas = torch.rand(1, 3, 24, 60, generator=_generator(6))  # too small to supersample
+    cuts = sample_cutouts(60, 24, 4, 1.0, 16, 0.0, _generator(7))
+    cuts = type(cuts)(torch.tensor([[5.0, 7.0, 16.0]] * 4), cuts.flipped, 0, 60, 24)
     augs = sample_augmentations(cuts, (), 16, _generator())
     out = render_cutouts(canvas, cuts, augs, 16)
     assert torch.allclose(out[0], canvas[0, :, 7:23, 5:21], atol=1e-5)
+
+
+def test_large_canvas_cutouts_are_antialiased() -> None:
+    """On a canvas much larger than CLIP's input, a fine checkerboard cut down averages out
+    (grey) instead of aliasing into stripes."""
+    checker = (torch.arange(128)[:, None] + torch.arange(128)[None]) % 2
+    canvas = checker.float().expand(1, 3, 128, 128).contiguous()
+    cuts = sample_cutouts(128, 128, 1, 1.0, 128, 0.0, _generator())
+    cuts = type(cuts)(torch.tensor([[0.0, 0.0, 128.0]]), cuts.flipped, 0, 128, 128)
+    out = render_cutouts(canvas, cuts, sample_augmentations(cuts, (), 48, _generator()), 48)
+    assert (out - 0.5).abs().max() < 0.1  # plain bilinear sampling is off by 0.22 here
 
 
 def test_render_is_differentiable() -> None:
