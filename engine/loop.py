@@ -115,7 +115,7 @@ class _Targets:
     embeds: Tensor  # (P, D) unit vectors: text prompts, then image prompts
     weights: Tensor  # (P,)
     anchors: Tensor | None  # (P+,) anchors of the positive text prompts, or None: everywhere
-    placed: Tensor  # (P,) bool: which prompts follow the anchors
+    placed: Tensor  # (P+,) indices of the prompts that follow the anchors
 
 
 def _targets(request: Request, clip: CLIP, device: torch.device) -> _Targets:
@@ -130,10 +130,10 @@ def _targets(request: Request, clip: CLIP, device: torch.device) -> _Targets:
     every = (*request.prompts, *request.image_prompts)
     weights = torch.tensor([p.weight for p in every], device=device)
     # Positive text prompts are placed across the width; negative ones and images act everywhere.
-    placed = torch.tensor(
-        [i < len(request.prompts) and p.weight > 0 for i, p in enumerate(every)], device=device
-    )
-    n_placed = int(placed.sum())
+    # Indices, not a mask: assigning through a mask makes the host wait for the device.
+    placed_indices = [i for i, p in enumerate(request.prompts) if p.weight > 0]
+    placed = torch.tensor(placed_indices, dtype=torch.long, device=device)
+    n_placed = len(placed_indices)
     anchors = None
     if request.panorama != "off" and n_placed > 1:
         positions = request.anchors or [i / (n_placed - 1) for i in range(n_placed)]
