@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import aiosqlite
+
 from bot.errors import BadOptions, QuotaExceeded
 from bot.settings import HARD_MAX_ITERATIONS, Settings
 from bot.store import PENDING, Job, NewJob, Store, Waiting, count_jobs, insert_job, place_in_line
@@ -159,6 +161,19 @@ def day_start(now: float) -> float:
     return math.floor(now / DAY) * DAY
 
 
+async def _check_pending(db: aiosqlite.Connection, owner_id: int, limits: Limits) -> None:
+    """Raise QuotaExceeded if the person already has as many jobs waiting as they may."""
+    if limits.max_pending is None:
+        return
+    pending = await count_jobs(db, owner_id, PENDING)
+    if pending >= limits.max_pending:
+        raise QuotaExceeded(
+            f"You already have {pending} job{'s' if pending != 1 else ''} waiting or "
+            f"running, the most you can have at once ({limits.max_pending}). "
+            "Send this again when one of them has finished."
+        )
+
+
 async def admit(store: Store, new: NewJob, limits: Limits) -> Admission:
     """Check the person's pending and daily counts and queue the job, atomically.
 
@@ -166,14 +181,7 @@ async def admit(store: Store, new: NewJob, limits: Limits) -> Admission:
     """
     async with store.transaction() as db:
         now = store.clock()
-        if limits.max_pending is not None:
-            pending = await count_jobs(db, new.owner_id, PENDING)
-            if pending >= limits.max_pending:
-                raise QuotaExceeded(
-                    f"You already have {pending} job{'s' if pending != 1 else ''} waiting or "
-                    f"running, the most you can have at once ({limits.max_pending}). "
-                    "Send this again when one of them has finished."
-                )
+        await _check_pending(db, new.owner_id, limits)
         if limits.daily_images is not None:
             start = day_start(now)
             used = await count_jobs(db, new.owner_id, COUNTED, since=start)  # type: ignore[arg-type]
@@ -205,14 +213,7 @@ async def admit_all(store: Store, news: Sequence[NewJob], limits: Limits) -> lis
     owner = news[0].owner_id
     async with store.transaction() as db:
         now = store.clock()
-        if limits.max_pending is not None:
-            pending = await count_jobs(db, owner, PENDING)
-            if pending >= limits.max_pending:
-                raise QuotaExceeded(
-                    f"You already have {pending} job{'s' if pending != 1 else ''} waiting or "
-                    f"running, the most you can have at once ({limits.max_pending}). "
-                    "Send this again when one of them has finished."
-                )
+        await _check_pending(db, owner, limits)
         if limits.daily_images is not None:
             start = day_start(now)
             used = await count_jobs(db, owner, COUNTED, since=start)  # type: ignore[arg-type]
