@@ -5,6 +5,10 @@ Every key lives in the `[section]` named before its dot (`limits.daily_images` i
 variable (`DISCORD_TOKEN`, `DISCORD_API_BASE`, `DISCORD_GATEWAY_URL`), and the command line
 overrides both. A bad value is a `SettingsError` that names the key; so is an unknown key
 (a typo must not pass silently).
+
+The same file serves `doorways tasks run --config FILE`: its `[tasks]` table (the task-file
+limits and output root) is read by the engine's reader (engine.config), here as there, so a
+typo in it is the same clear error from both programs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.config import TASKS_KEYS, TasksConfig, tasks_config
 from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN, MAX_SIDE
 
 HARD_MAX_ITERATIONS = 6000  # no configuration runs a job longer than this
@@ -222,6 +227,12 @@ class Settings:
         ),
     )
 
+    # Task files ([tasks], shared with `doorways tasks`: read and checked by engine.config)
+    tasks: TasksConfig = field(
+        default_factory=TasksConfig,
+        metadata=_key("tasks", "the [tasks] table: task-file limits and the output root"),
+    )
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -274,6 +285,9 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
     """(key, default, env variable or flag, help) for every setting: --help and README."""
     rows = []
     for f in fields(Settings):
+        if f.name == "tasks":
+            rows += [(f"tasks.{key}", shown, "", help) for key, shown, help in TASKS_KEYS]
+            continue
         default = f.default if f.default is not dataclasses.MISSING else {}
         if isinstance(default, tuple):
             items = (f'"{v}"' if isinstance(v, str) else str(v) for v in default)
@@ -301,6 +315,12 @@ def _from_toml(data: Mapping[str, Any]) -> dict[str, Any]:
     for section, table in data.items():
         if not isinstance(table, dict):
             raise SettingsError(f"{section}: expected a [{section}] table, not a value")
+        if section == "tasks":  # the engine's table: its reader checks it
+            try:
+                values["tasks"] = tasks_config(table)
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
+            continue
         for name, raw in table.items():
             key = f"{section}.{name}"
             if key == "limits.roles":

@@ -1,7 +1,8 @@
 """The engine's configuration file: where task outputs go and what task files may ask.
 
-A TOML file (`--config FILE`); only its `[tasks]` table is read here, so one file can
-also hold other programs' sections:
+A TOML file (`--config FILE`); only its `[tasks]` table is read here, so the same file also
+holds the bot's sections (`doorways-bot --config FILE` reads those, and hands its `[tasks]`
+table to `tasks_config` below, so both programs check it the same way):
 
     [tasks]
     output_root = "/srv/doorways/outputs"   # out_folder names are folders under it
@@ -15,11 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.taskfile import DEFAULT_OUTPUT_ROOT, TaskLimits
+
+# (key, default as TOML, meaning): the keys of [tasks], for --help, the README and the checks.
+TASKS_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("output_root", f'"{DEFAULT_OUTPUT_ROOT}"', "task outputs: out_folder is a folder under it"),
+    ("max_iterations", "6000", "iterations per picture a task file may ask"),
+    ("max_each", "25", "repetitions (each) per task file"),
+    ("max_resolution", "[450, 300]", "the largest landscape W×H; portrait is the same turned"),
+    ("max_images", "100", "pictures per task file (styles × each)"),
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +42,8 @@ class TasksConfig:
 
 
 def load_config(path: str | Path | None) -> TasksConfig:
-    """Read `path` (None: the defaults); a bad or unknown key is a ValueError naming it."""
+    """Read `path` (None: the defaults); a bad or unknown key is a ValueError naming it.
+    Other tables (the bot's `[discord]`, `[limits]`, …) are not this reader's business."""
     if path is None:
         return TasksConfig()
     try:
@@ -45,28 +57,31 @@ def load_config(path: str | Path | None) -> TasksConfig:
     table = data.get("tasks", {})
     if not isinstance(table, dict):
         raise ValueError(f"{path}: tasks must be a [tasks] table")
-    return _from_table(table, where=str(path))
+    return tasks_config(table, where=str(path))
 
 
-def _from_table(table: dict[str, Any], where: str) -> TasksConfig:
+def tasks_config(table: Mapping[str, Any], where: str | None = None) -> TasksConfig:
+    """The `[tasks]` table as a TasksConfig; a ValueError names the bad or unknown key
+    (prefixed with `where`, the file, when given)."""
+    prefix = f"{where}: " if where else ""
     limit_names = [f.name for f in dataclasses.fields(TaskLimits)]
-    known = ["output_root", *limit_names]
+    known = [key for key, _, _ in TASKS_KEYS]
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ValueError(
-            f"{where}: unknown setting(s) tasks.{', tasks.'.join(unknown)} "
-            f"(known: {', '.join(known)})"
+            f"{prefix}unknown setting(s) tasks.{', tasks.'.join(unknown)} "
+            f"(known: {', '.join('tasks.' + key for key in known)})"
         )
     root = table.get("output_root", str(DEFAULT_OUTPUT_ROOT))
     if not isinstance(root, str) or not root:
-        raise ValueError(f"{where}: tasks.output_root must be a path in quotes, not {root!r}")
+        raise ValueError(f"{prefix}tasks.output_root must be a path in quotes, not {root!r}")
     limits: dict[str, Any] = {name: table[name] for name in limit_names if name in table}
     if "max_resolution" in limits:
         size = limits["max_resolution"]
         if not isinstance(size, list) or len(size) != 2:
-            raise ValueError(f"{where}: tasks.max_resolution must be [W, H], not {size!r}")
+            raise ValueError(f"{prefix}tasks.max_resolution must be [W, H], not {size!r}")
         limits["max_resolution"] = tuple(size)
     try:
         return TasksConfig(Path(root).expanduser(), TaskLimits(**limits))
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        raise ValueError(f"{prefix}tasks.{error.args[0].removeprefix('task limit ')}") from None

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.settings import RoleLimits, Settings, SettingsError, describe_settings, load_settings
+from engine.config import TasksConfig, load_config
+from engine.taskfile import TaskLimits
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "bot.example.toml"
 
@@ -101,3 +103,67 @@ def test_example_config_documents_every_key_and_loads() -> None:
         assert f"[{section}]" in text, section
         assert f"{name} = " in text or f"# {name} = " in text or name == "roles", key
     assert '[limits.roles."Patron"]' in text
+
+
+# One file for the bot and the task runner ----------------------------------------------------
+
+SHARED = """
+[discord]
+allowed_channels = ["painting"]
+
+[limits]
+daily_images = 10
+
+[tasks]
+output_root = "/srv/doorways/outputs"
+max_iterations = 800
+max_resolution = [512, 512]
+"""
+
+
+def test_one_file_serves_the_bot_and_the_task_runner(tmp_path: Path) -> None:
+    """`doorways-bot --config F` and `doorways tasks run --config F` read the same file: the
+    bot takes [tasks] as the engine reads it, the engine ignores the bot's sections."""
+    path = write(tmp_path, SHARED)
+    settings = load_settings(path, {})
+    config = load_config(path)
+    assert settings.tasks == config
+    assert config.output_root == Path("/srv/doorways/outputs")
+    assert config.limits == TaskLimits(max_iterations=800, max_resolution=(512, 512))
+    assert settings.allowed_channels == ("painting",) and settings.daily_images == 10
+    assert load_settings(None, {}).tasks == TasksConfig()
+    # The shipped example is such a file too.
+    assert load_settings(EXAMPLE, {}).tasks == load_config(EXAMPLE) == TasksConfig()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("max_iteration = 800", "unknown setting(s) tasks.max_iteration (known: tasks.output_"),
+        ("max_each = 0", "tasks.max_each must be a whole number ≥ 1, not 0"),
+        ("max_resolution = 450", "tasks.max_resolution must be [W, H], not 450"),
+        ("output_root = 3", "tasks.output_root must be a path in quotes, not 3"),
+    ],
+)
+def test_a_bad_tasks_key_is_the_same_error_from_both(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    """A typo in [tasks] stops the bot and the task runner, each naming the key."""
+    path = write(tmp_path, f"[discord]\nguild = 5\n\n[tasks]\n{table}\n")
+    with pytest.raises(SettingsError) as bot_error:
+        load_settings(path, {})
+    with pytest.raises(ValueError) as engine_error:
+        load_config(path)
+    assert message in str(bot_error.value)
+    assert message in str(engine_error.value) and str(path) in str(engine_error.value)
+
+
+def test_an_unknown_section_still_stops_the_bot(tmp_path: Path) -> None:
+    """The bot knows every section of the shared file; a misspelt one is an error that lists
+    them, [tasks] among them (the engine, reading only [tasks], does not mind)."""
+    path = write(tmp_path, "[taks]\nmax_each = 3\n")
+    with pytest.raises(SettingsError, match=r"unknown setting taks\.max_each .*tasks"):
+        load_settings(path, {})
+    assert load_config(path) == TasksConfig()
+    with pytest.raises(SettingsError, match=r"tasks: expected a \[tasks\] table"):
+        load_settings(write(tmp_path, "tasks = 3\n"), {})

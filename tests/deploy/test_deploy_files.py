@@ -528,6 +528,15 @@ def test_tasks_timer_fires_at_2300() -> None:
     assert any(re.search(r"\b23:00(:00)?\b", c) for c in calendar), calendar
 
 
+def test_the_bot_and_the_nightly_run_share_one_config_file() -> None:
+    """Both units name the same settings file: the bot reads all of it, the task runner its
+    [tasks] table (limits and output root)."""
+    bot = shlex.split(one(parse_unit(BOT_UNIT), "Service", "ExecStart"))
+    tasks = shlex.split(one(parse_unit(DEPLOY / "doorways-tasks.service"), "Service", "ExecStart"))
+    assert tasks[1:3] == ["tasks", "run"]
+    assert bot[bot.index("--config") + 1] == tasks[tasks.index("--config") + 1]
+
+
 def test_bot_unit(dockerfile: list[Instruction]) -> None:
     unit = parse_unit(BOT_UNIT)
     assert one(unit, "Service", "User") == "doorways"
