@@ -9,6 +9,11 @@ memory, and a restart carries on from the rows.
   see store.fair_order) and submit it;
 - events: Started / Progress go to the reporter (status edits), Done and Failed are recorded
   and delivered; a worker crash mid-job requeues the job once, then fails it.
+
+Where pictures go: OUTPUTS/job-<id>.png, except the images of an uploaded task file (/task),
+which go where the task file says, per person, named the runvqgan way:
+OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png (+ .txt), N the next free number, never
+overwriting (the worker writes a hidden temporary file; engine.tasks.place_numbered names it).
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from bot import rules
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
 from bot.store import MAX_ATTEMPTS, Job, Store, Waiting
 from engine import worker as engine_worker
+from engine.tasks import partial_output, place_numbered
 from engine.worker import Cancelled, Done, Event, Failed, Health, Progress, Started
 
 log = logging.getLogger(__name__)
+
+TASK_KIND = "task"  # the store's kind of the jobs an uploaded task file queues (/task)
 
 INTERRUPTED_TWICE = (
     "interrupted twice (the bot stopped while it was painting, also on the retry); not tried again"
@@ -57,11 +65,34 @@ class Reporter(Protocol):
     async def close(self) -> None: ...
 
 
+def task_folder(outputs: Path, owner_id: int) -> Path:
+    """The output root of one person's task files: their out_folders are folders in it."""
+    return outputs / "tasks" / str(owner_id)
+
+
+def task_target(outputs: Path, job: Job) -> tuple[Path, str] | None:
+    """(folder, out_file) of a /task job — its pictures are folder/out_file_N.png — or None
+    for other jobs. The request's output is the task file's `out_folder/out_file.png`
+    (engine.taskfile checked it when the file was queued; checked again here)."""
+    if job.kind != TASK_KIND:
+        return None
+    try:
+        output = PurePosixPath(job.request.output)
+    except (ValueError, TypeError) as error:  # the worker will say what is wrong with it
+        log.warning("job %s: unreadable request: %s", job.id, error)
+        return None
+    if output.is_absolute() or ".." in output.parts or output.stem.startswith("."):
+        log.warning("job %s: task output %r is not a name under its folder", job.id, output)
+        return None
+    return task_folder(outputs, job.owner_id) / output.parent, output.stem
+
+
 @dataclass
 class _Current:
     job: Job
     started: bool = False
     progress: Progress | None = None
+    target: tuple[Path, str] | None = None  # a /task job's (folder, out_file)
 
 
 class Scheduler:
@@ -72,7 +103,7 @@ class Scheduler:
     store, worker, reporter:
         The job database, the engine worker handle, and whoever tells people.
     outputs:
-        Folder for the PNGs (`job-<id>.png`).
+        Folder for the PNGs (`job-<id>.png`; task files' in `tasks/<user id>/`).
     seconds_per_iteration:
         The wait estimate per iteration until jobs have been timed.
     """
@@ -229,8 +260,19 @@ class Scheduler:
             job = await self.store.claim_next()
             if job is None:
                 continue
-            self._current = _Current(job)
+            self._current = _Current(job, target=task_target(self.outputs, job))
             output = self.outputs / f"job-{job.id}.png"
+            if self._current.target is not None:
+                folder, out_file = self._current.target
+                try:
+                    output = await asyncio.to_thread(
+                        partial_output, folder, out_file, f"job-{job.id}"
+                    )
+                except OSError as error:
+                    log.error(
+                        "job %s: cannot write in %s (%s); into %s", job.id, folder, error, output
+                    )
+                    self._current.target = None
             log.info(
                 "job %s (owner %s) goes to the worker, attempt %d",
                 job.id,
@@ -253,9 +295,14 @@ class Scheduler:
             current.progress = event
             self.reporter.progress(current.job, event)
         elif isinstance(event, Done):
+            png = event.png
+            if current.target is not None:
+                png = await self._place(job_id, event, *current.target)
+            # A stop between the move above and this record repaints the job at the next
+            # start: one more numbered picture, never an overwritten one.
             job = await self.store.finish(
                 job_id,
-                output_path=event.png,
+                output_path=png,
                 seed=event.seed,
                 call_string=event.call_string,
                 load_s=event.load_s,
@@ -272,6 +319,14 @@ class Scheduler:
             self._next()
         elif isinstance(event, Cancelled):
             self._next()  # the store already says cancelled (Scheduler.cancel)
+
+    async def _place(self, job_id: int, event: Done, folder: Path, out_file: str) -> str:
+        """Name a /task picture folder/out_file_N.png; if that fails it stays where it is."""
+        try:
+            return str(await asyncio.to_thread(place_numbered, event.paths, folder, out_file))
+        except OSError as error:
+            log.error("job %s: cannot name its picture in %s: %s", job_id, folder, error)
+            return event.png
 
     async def _on_failed(self, job: Job, event: Failed) -> None:
         if event.kind == "crash":

@@ -34,7 +34,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,44 @@ def claim_numbered(folder: Path, stem: str) -> Path:
         return png
 
 
+def partial_output(folder: Path, stem: str, token: str) -> Path:
+    """The hidden name a worker writes a picture to before it gets its OUT_FILE_N name
+    (folder/.stem.token.partial.png); leftovers of an earlier try with that token are
+    removed, and the folder is created."""
+    temp = folder / f".{stem}.{token}.partial.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        if stale.name.startswith(temp.stem):
+            stale.unlink(missing_ok=True)
+    return temp
+
+
+def move_over(temps: Sequence[str | Path], final: Path) -> None:
+    """Move a finished picture and its .txt (the worker's temporary names, in that order) over
+    the names claimed for them, keeping the claimed files' permissions (0666 less the
+    umask); a temporary file that is gone (moved already) is skipped."""
+    for temp, target in zip(temps, (final, final.with_suffix(".txt")), strict=False):
+        if Path(temp).exists():
+            mode = target.stat().st_mode if target.exists() else None
+            os.replace(temp, target)
+            if mode is not None:
+                os.chmod(target, mode)
+
+
+def place_numbered(temps: Sequence[str | Path], folder: Path, stem: str) -> Path:
+    """Give a finished picture (the worker's `Done.paths`) the next free folder/stem_N.png
+    name, with its .txt beside it; never overwrites. FileNotFoundError if the picture is gone
+    (the claimed names are freed again)."""
+    final = claim_numbered(folder, stem)
+    move_over(temps, final)
+    if final.stat().st_size == 0:
+        for claimed in (final, final.with_suffix(".txt")):
+            if claimed.exists() and claimed.stat().st_size == 0:
+                claimed.unlink()
+        raise FileNotFoundError(f"the finished picture {temps[0]} is gone")
+    return final
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` so that readers (and a crash) see the old or the new file."""
     partial = path.with_name(f".{path.name}.partial")
@@ -284,12 +322,7 @@ class TaskRun:
     def temp_output(self, index: int) -> Path:
         """The hidden name the worker writes job `index` to; leftovers of a crash removed."""
         job = self.jobs[index]
-        temp = job.folder / f".{job.out_file}.{self._temp_prefix}.{index}.partial.png"
-        job.folder.mkdir(parents=True, exist_ok=True)
-        for stale in job.folder.iterdir():
-            if stale.name.startswith(temp.stem):
-                stale.unlink(missing_ok=True)
-        return temp
+        return partial_output(job.folder, job.out_file, f"{self._temp_prefix}.{index}")
 
     # Results
     def place(self, index: int, done: Done) -> Path:
@@ -313,12 +346,7 @@ class TaskRun:
         saves the progress)."""
         record = self.records[index]
         final = Path(record["png"])
-        for temp, target in zip(record["temps"], (final, final.with_suffix(".txt")), strict=False):
-            if Path(temp).exists():
-                mode = target.stat().st_mode if target.exists() else None
-                os.replace(temp, target)
-                if mode is not None:  # the claimed file's permissions (0666 less the umask)
-                    os.chmod(target, mode)
+        move_over(record["temps"], final)
         if final.exists() and final.stat().st_size > 0:
             self.records[index] = {k: record[k] for k in ("png", "seed", "call_string")}
             self.records[index]["state"] = "done"

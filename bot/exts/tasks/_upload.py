@@ -7,6 +7,8 @@ under one quota check: all or nothing, after the guild's rules (bans, caps, quot
 bot.rules) as for every job queued from Discord. From there each image is a job like any other: the
 scheduler's fairness, progress, the result post, restarts and crash recovery all apply. The
 acknowledgement is the status message of every image of the file; each result replies to it.
+The pictures are kept where the file says, per person: the scheduler saves them as
+OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png, N the next free number.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bot.jobs import roles_of
 from bot.messages import MESSAGE_LIMIT, format_duration
 from bot.quota import Limits, admit_all, fit_request
 from bot.rules import apply_rules
+from bot.scheduler import TASK_KIND, task_folder
 from bot.settings import HARD_MAX_ITERATIONS, Settings
 from bot.store import NewJob
 from engine.prompts import render_prompts
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KIND = "task"  # the jobs' kind in the store
+KIND = TASK_KIND  # the jobs' kind in the store: the scheduler names their pictures
 MAX_FILE_BYTES = 64 * 1024  # a task file is a few hundred bytes; anything big is a mistake
 DOWNLOAD_TIMEOUT = 2.0  # seconds: the answer must still come within Discord's 3
 MAX_EACH = 25  # repetitions per file, as the nightly runner allows
@@ -164,7 +167,7 @@ async def queue_task_file(
     roles = [role_id for role_id, _ in roles_of(interaction.user)]
     limits = await apply_rules(bot.store, interaction.guild_id, interaction.user.id, roles, limits)
     text = await read_task_file(attachment)
-    out_root = bot.settings.outputs / "tasks" / str(interaction.user.id)
+    out_root = task_folder(bot.settings.outputs, interaction.user.id)
     prepared = prepare(attachment.filename, text, bot.settings, limits, out_root)
     assert interaction.channel_id is not None
     total = len(prepared)

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,6 +147,69 @@ async def test_task_file_images_are_queued_painted_and_posted(world: World) -> N
     assert [(job.kind, job.status, job.status_message_id) for job in jobs] == [
         ("task", "done", status.id)
     ] * 2
+
+
+async def posted_results(world: World, status: Message, count: int) -> list[Message]:
+    """The `count` pictures posted in reply to a /task acknowledgement, once all are there."""
+    fake = world.fake
+
+    def results() -> list[Message] | None:
+        posted = [
+            m
+            for m in fake.messages(fake.world.channel(status.channel_id))
+            if m.reference_id == status.id and m.author is fake.bot_user and m.attachments
+        ]
+        return posted if len(posted) == count else None
+
+    return await fake.wait_until(results, timeout=60)
+
+
+async def delivered_jobs(world: World, person: User) -> list[Job]:
+    async def check() -> list[Job] | None:
+        jobs = await world.jobs_of(person)
+        return jobs if jobs and all(job.delivered for job in jobs) else None
+
+    return await eventually(check)
+
+
+@module_loop
+async def test_pictures_land_in_the_task_files_folder_per_person(world: World) -> None:
+    """A task file's pictures are kept under its out_folder, in a folder of the person's own,
+    named the runvqgan way OUT_FILE_N.png (+ the call string in OUT_FILE_N.txt); a second file
+    with the same names goes on numbering, another person's starts at 1 in theirs."""
+    outputs = world.bot.settings.outputs
+    ada, ben = world.user(), world.user()
+    folder = outputs / "tasks" / str(ada.id) / "robots" / "night"
+
+    first = await run_task(world, ada, task_file(out_folder=["robots/night"], each=[2]))
+    assert first.original is not None
+    posted = await posted_results(world, first.original, 2)
+    second = await run_task(world, ada, task_file(out_folder=["robots/night"]))
+    assert second.original is not None
+    posted += await posted_results(world, second.original, 1)
+    other = await run_task(world, ben, task_file(out_folder=["robots/night"]))
+    assert other.original is not None
+    await posted_results(world, other.original, 1)
+
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"lighthouse_{n}.{ext}" for n in (1, 2, 3) for ext in ("png", "txt")
+    ]  # no hidden temporary files left, nothing else
+    jobs = await delivered_jobs(world, ada)
+    assert [job.output_path for job in jobs] == [
+        str(folder / f"lighthouse_{n}.png") for n in (1, 2, 3)
+    ]
+    by_job = {job.id: job for job in jobs}
+    for message in posted:  # what was posted is what was kept
+        [job_id] = [i for i in by_job if f"job **#{i}**" in message.content]
+        [png] = [a for a in message.attachments if a.filename.endswith(".png")]
+        saved = Path(str(by_job[job_id].output_path))
+        assert png.data == saved.read_bytes()
+        call = saved.with_suffix(".txt").read_text().strip()
+        assert call == call_request(message).to_call_string() and "--output" not in call
+    [ben_job] = await delivered_jobs(world, ben)
+    ben_folder = outputs / "tasks" / str(ben.id) / "robots" / "night"
+    assert ben_job.output_path == str(ben_folder / "lighthouse_1.png")
+    assert not list(outputs.glob("job-*.png"))  # only other jobs are named job-<id>.png
 
 
 # Refusals ---------------------------------------------------------------------------------------
