@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from engine import models
-from engine.loop import Finished, generate, latent_size
+from engine.loop import Finished, generate, latent_size, resolve_precision
 from engine.prompts import Prompt
 from engine.request import Request
 
@@ -63,6 +63,8 @@ def bench(request: Request, warmup: int) -> dict[str, Any]:
             if device.type == "cuda"
             else None
         ),
+        "precision": resolve_precision(request.precision, device),
+        "compile": request.compile,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),

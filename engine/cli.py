@@ -13,7 +13,14 @@ from engine.entrance import (
     entrance_request,
     load_presets,
 )
-from engine.request import Request, RequestParser, add_request_arguments, request_from_args
+from engine.request import (
+    COMPILE_MODES,
+    PRECISIONS,
+    Request,
+    RequestParser,
+    add_request_arguments,
+    request_from_args,
+)
 from engine.tasks import add_tasks_arguments
 
 TINY_NOTE = (
@@ -75,6 +82,8 @@ def build_parser() -> RequestParser:
     bench.add_argument("--iterations", type=int, default=5, metavar="N", help="timed iterations")
     bench.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed first ones")
     bench.add_argument("--device", default="auto", metavar="D")
+    bench.add_argument("--precision", default="auto", choices=PRECISIONS)
+    bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
 
     params = commands.add_parser("params", help="print the call string of a Doorways PNG")
     params.add_argument("image", metavar="IMAGE.png")
@@ -151,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         iterations = args.warmup + args.iterations
         request = bench_request(
             args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device
-        )
+        ).replace(precision=args.precision, compile=args.compile)
         print_report(bench(request, args.warmup))
         return 0
     if args.command == "tasks":

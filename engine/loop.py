@@ -6,9 +6,10 @@ plus the Doorways symmetry terms. The loop never prints: callers render the even
 closing the generator cancels it between iterations.
 """
 
+import functools
 import random
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import torch
@@ -149,10 +150,33 @@ def _placement(targets: _Targets, x: Tensor, mode: str) -> Tensor:
     return placement
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto: bf16 on GPUs with bf16 tensor cores, else fp32 (CPUs without it are slower)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return "bf16"
+    return "fp32"
+
+
 def _autocast(precision: str, device: torch.device) -> torch.autocast:
     """Mixed precision for the two networks; the latent, the losses and Adam stay fp32."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+
+
+def _networks(
+    request: Request, vqgan: VQGAN, clip: CLIP
+) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    """The decoder and CLIP's image encoder, compiled if the request asks.
+
+    torch.compile caches what it builds per function and input shape, so a resident worker
+    compiles once per picture size, not once per picture.
+    """
+    if request.compile == "off":
+        return vqgan.decode, clip.encode_image
+    compile = functools.partial(torch.compile, mode=request.compile)
+    return compile(vqgan.decode), compile(clip.encode_image)
 
 
 def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
@@ -183,18 +207,21 @@ def generate(
     optimizer = _optimizer(request, z)
     min_cut = min(clip.input_size, width, height) // 4
 
-    autocast = _autocast(request.precision, device)
+    if device.type == "cuda":  # the shapes stay fixed for the whole run: worth timing kernels
+        torch.backends.cudnn.benchmark = True
+    autocast = _autocast(resolve_precision(request.precision, device), device)
+    decode, encode_image = _networks(request, vqgan, clip)
     for iteration in range(1, request.iterations + 1):
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            decoded = vqgan.decode(quantize(z, vqgan.codebook)).float()
+            decoded = decode(quantize(z, vqgan.codebook)).float()
         image = _ClampWithGrad.apply(decoded, 0.0, 1.0)
         cuts = sample_cutouts(
             width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
         )
         augs = sample_augmentations(cuts, request.augments, clip.input_size, generator)
         with autocast:
-            embeds = clip.encode_image(render_cutouts(image, cuts, augs, clip.input_size))
+            embeds = encode_image(render_cutouts(image, cuts, augs, clip.input_size))
         embeds = embeds.float()
         placement = _placement(targets, cuts.centres_x, request.panorama)
         cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)

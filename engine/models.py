@@ -218,7 +218,8 @@ def build_vqgan(target: str, params: dict[str, Any]) -> torch.nn.Module:
 
 
 def _vqgan_adapter(module: torch.nn.Module, name: str, device: torch.device) -> VQGAN:
-    model: Any = _frozen(module, device)
+    # channels_last: oneDNN and cuDNN convolve NHWC without reordering each layer's input
+    model: Any = _frozen(module, device).to(memory_format=torch.channels_last)
     quantize = model.quantize
     codebook = quantize.embed.weight if hasattr(quantize, "proj") else quantize.embedding.weight
     return VQGAN(model, name, codebook, 2 ** (model.encoder.num_resolutions - 1))

@@ -22,7 +22,8 @@ DEFAULT_CLIP = "ViT-B/32"
 AUGMENTS = ("affine", "perspective", "blur", "noise")
 OPTIMIZERS = ("adam", "adamw", "adagrad")
 PANORAMAS = ("off", "linear", "smooth")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 MAX_SIDE = 4096
 MAX_ITERATIONS = 100_000
 MAX_SEED = 2**63 - 1
@@ -177,11 +178,21 @@ class Request:
         default="auto", metadata=_option("--device", "auto, cpu, cuda or cuda:N", metavar="D")
     )
     precision: str = field(
-        default="fp32",
+        default="auto",
         metadata=_option(
             "--precision",
-            "arithmetic of the decoder and CLIP: bf16/fp16 autocast is much faster on GPUs",
+            "arithmetic of the decoder and CLIP: bf16/fp16 autocast is much faster on GPUs; "
+            "auto is bf16 on GPUs that have it, fp32 elsewhere",
             choices=PRECISIONS,
+        ),
+    )
+    compile: str = field(
+        default="off",
+        metadata=_option(
+            "--compile",
+            "torch.compile the decoder and CLIP with this mode: faster iterations after a "
+            "compilation of a minute or more per picture size",
+            choices=COMPILE_MODES,
         ),
     )
     preview_every: int = field(
@@ -302,10 +313,11 @@ class Request:
         return dataclasses.replace(self, **changes)
 
     def recipe(self) -> "Request":
-        """The picture's recipe: this request less where it was saved and how it was watched.
+        """The picture's recipe: this request less where it was saved, how it was watched
+        and whether it was compiled.
 
-        PNG metadata and shared call strings carry the recipe, so a server's output path or
-        preview cadence never travels with a picture.
+        PNG metadata and shared call strings carry the recipe, so a server's output path,
+        preview cadence or minutes of compilation never travel with a picture.
         """
         defaults = _defaults()
         return self.replace(**{name: defaults[name] for name in _NOT_RECIPE})
@@ -315,7 +327,7 @@ class Request:
 _ALWAYS_RENDERED = frozenset(
     {"size", "iterations", "seed", "lr", "cutn", "cut_pow", "vqgan", "clip"}
 )
-_NOT_RECIPE = ("output", "preview_every")
+_NOT_RECIPE = ("output", "preview_every", "compile")
 _TUPLES: dict[str, Callable[[Any], Any]] = {"size": int, "augments": str, "anchors": float}
 
 
@@ -384,6 +396,7 @@ def _validate(r: Request) -> None:
         raise ValueError("model names must not be empty")
     _check_device(r.device)
     _check_choice("precision", r.precision, PRECISIONS)
+    _check_choice("compile mode", r.compile, COMPILE_MODES)
     _check_range("preview every", r.preview_every, 0, MAX_ITERATIONS, int)
     if not r.output:
         raise ValueError("output path must not be empty")

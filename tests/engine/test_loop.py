@@ -1,5 +1,7 @@
 """The optimisation loop with tiny real models: events, reproducibility, losses falling."""
 
+import copy
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -8,7 +10,14 @@ import torch
 from PIL import Image
 
 from engine import cli, losses
-from engine.loop import Finished, Progress, generate, latent_size, quantize
+from engine.loop import (
+    Finished,
+    Progress,
+    generate,
+    latent_size,
+    quantize,
+    resolve_precision,
+)
 from engine.models import CLIP, VQGAN
 from engine.outputs import read_request, save_png
 from engine.prompts import Prompt
@@ -159,21 +168,60 @@ def test_latent_size_rounds_to_nearest_token() -> None:
     assert latent_size(Request(prompts=(Prompt("x"),), size=(16, 20)), 16) == (1, 1)
 
 
+# A short two-realm run with every loss term on: the reference for the speed options.
+SPEED_REFERENCE = Request(
+    prompts=(Prompt("entrance to heaven"), Prompt("entrance to hell")), size=(64, 64),
+    iterations=4, cutn=2, seed=5, panorama="smooth", mirror=1.0, semantic_weight=0.1,
+    tone_weight=1.0, precision="fp32", **TINY,
+)  # fmt: skip
+
+
+def _largest_loss_difference(reference: list[Progress], other: list[Progress]) -> float:
+    """The largest relative difference of the total loss, step by step."""
+    ref = [s.loss_values()["total"] for s in reference]
+    got = [s.loss_values()["total"] for s in other]
+    return max(abs(a - b) / a for a, b in zip(ref, got, strict=True))
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_keeps_the_loss_curve(
     precision: str, tiny_vqgan: VQGAN, tiny_clip: CLIP
 ) -> None:
     """Autocast follows the fp32 loss curve of a fixed seed within 2% at every step."""
-    request = Request(
-        prompts=(Prompt("entrance to heaven"), Prompt("entrance to hell")), size=(64, 64),
-        iterations=4, cutn=2, seed=5, panorama="smooth", mirror=1.0, semantic_weight=0.1,
-        tone_weight=1.0, **TINY,
-    )  # fmt: skip
-    reference, _ = _run(request, tiny_vqgan, tiny_clip)
-    mixed, finished = _run(request.replace(precision=precision), tiny_vqgan, tiny_clip)
-    ref = [s.loss_values()["total"] for s in reference]
-    got = [s.loss_values()["total"] for s in mixed]
-    worst = max(abs(a - b) / a for a, b in zip(ref, got, strict=True))
+    reference, _ = _run(SPEED_REFERENCE, tiny_vqgan, tiny_clip)
+    mixed, finished = _run(SPEED_REFERENCE.replace(precision=precision), tiny_vqgan, tiny_clip)
+    worst = _largest_loss_difference(reference, mixed)
     print(f"{precision}: largest relative loss difference over 4 steps {worst:.4%}")
     assert worst < 0.02
     assert finished.image.dtype == torch.float32
+
+
+def test_auto_precision_is_fp32_on_the_cpu(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """CPUs without bf16 units are slower in it, so auto keeps fp32 there, bit for bit."""
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    fp32, _ = _run(SPEED_REFERENCE, tiny_vqgan, tiny_clip)
+    auto, _ = _run(SPEED_REFERENCE.replace(precision="auto"), tiny_vqgan, tiny_clip)
+    assert _largest_loss_difference(fp32, auto) == 0
+
+
+def test_channels_last_keeps_the_loss_curve(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """The VQGAN is held channels_last; the usual layout follows the same curve (1e-4)."""
+    weight = tiny_vqgan.model.decoder.conv_in.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(tiny_vqgan.model).to(memory_format=torch.contiguous_format)
+    assert not plain.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    reference, _ = _run(SPEED_REFERENCE, dataclasses.replace(tiny_vqgan, model=plain), tiny_clip)
+    fast, _ = _run(SPEED_REFERENCE, tiny_vqgan, tiny_clip)
+    worst = _largest_loss_difference(reference, fast)
+    print(f"channels_last: largest relative loss difference over 4 steps {worst:.2e}")
+    assert worst < 1e-4
+
+
+def test_compile_keeps_the_loss_curve(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """torch.compile'd networks follow the eager loss curve within 1e-3."""
+    reference, _ = _run(SPEED_REFERENCE, tiny_vqgan, tiny_clip)
+    compiled, _ = _run(SPEED_REFERENCE.replace(compile="default"), tiny_vqgan, tiny_clip)
+    worst = _largest_loss_difference(reference, compiled)
+    print(f"compile: largest relative loss difference over 4 steps {worst:.2e}")
+    assert worst < 1e-3

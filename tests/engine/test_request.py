@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.prompts import Prompt
-from engine.request import AUGMENTS, OPTIMIZERS, PANORAMAS, PRECISIONS, Request
+from engine.request import (
+    AUGMENTS,
+    COMPILE_MODES,
+    OPTIMIZERS,
+    PANORAMAS,
+    PRECISIONS,
+    Request,
+)
 
 HEAVEN_HELL = (Prompt("entrance to heaven"), Prompt("entrance to hell"))
 
@@ -39,7 +46,8 @@ HEAVEN_HELL = (Prompt("entrance to heaven"), Prompt("entrance to hell"))
         ({"tone_weight": -1.0}, "tone weight must be between 0"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
         ({"device": "cuda:x"}, "unknown device 'cuda:x'"),
-        ({"precision": "fp8"}, "unknown precision 'fp8': choose from fp32, bf16, fp16"),
+        ({"precision": "fp8"}, "unknown precision 'fp8': choose from auto, fp32, bf16, fp16"),
+        ({"compile": "fast"}, "unknown compile mode 'fast': choose from off, default"),
         ({"vqgan": ""}, "model names must not be empty"),
         ({"prompts": (Prompt(" padded"),)}, "padded"),
         ({"prompts": (Prompt("a|b"),)}, "contains `|`"),
@@ -135,6 +143,7 @@ def requests(draw: st.DrawFn) -> Request:
         clip=draw(st.sampled_from(["tiny", "ViT-B/16", "random:ViT-B/32"])),
         device=draw(st.sampled_from(["auto", "cpu", "cuda", "cuda:1"])),
         precision=draw(st.sampled_from(PRECISIONS)),
+        compile=draw(st.sampled_from(COMPILE_MODES)),
         preview_every=draw(st.integers(0, 100)),
         output=draw(st.sampled_from(["output.png", "out dir/naïve 'x'.png"])),
     )
@@ -192,9 +201,12 @@ def test_check_inputs(tmp_path: Path) -> None:
 
 
 def test_recipe_drops_where_and_how_it_was_watched() -> None:
-    """Output path and preview cadence are not part of a picture's recipe."""
-    request = Request(prompts=HEAVEN_HELL, seed=1, output="/srv/out.png", preview_every=5)
+    """Output path, preview cadence and compilation are not part of a picture's recipe."""
+    request = Request(
+        prompts=HEAVEN_HELL, seed=1, output="/srv/out.png", preview_every=5, compile="default"
+    )
     recipe = request.recipe()
-    assert (recipe.output, recipe.preview_every) == ("output.png", 0)
-    assert recipe.replace(output="/srv/out.png", preview_every=5) == request
+    assert (recipe.output, recipe.preview_every, recipe.compile) == ("output.png", 0, "off")
+    assert recipe.replace(output="/srv/out.png", preview_every=5, compile="default") == request
     assert "--output" not in recipe.to_call_string()
+    assert "--compile" not in recipe.to_call_string()
