@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pickle
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -225,10 +226,23 @@ def _vqgan_adapter(module: torch.nn.Module, name: str, device: torch.device) -> 
     return VQGAN(model, name, codebook, 2 ** (model.encoder.num_resolutions - 1))
 
 
+def _read_checkpoint(path: Path) -> Any:
+    """torch.load a checkpoint as tensors only, or in full when its pickle needs more.
+
+    Official taming checkpoints pickle Lightning's ModelCheckpoint callback, which the
+    weights-only unpickler refuses; only those are read in full (importing the real
+    Lightning as they are unpickled). Our own and plain state dicts never need that.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # a global outside the weights-only allowlist
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def _load_state(model: torch.nn.Module, path: Path) -> None:
     """Load a checkpoint's state_dict (minus `loss.*`) into `model`, strictly."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = _read_checkpoint(path)
     except Exception as exc:
         raise ModelError(
             f"could not read {path}: {exc} (an incomplete download? delete it and fetch it again)"

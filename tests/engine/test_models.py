@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -278,6 +281,114 @@ def test_missing_local_paths(tmp_path: Path) -> None:
         load_vqgan(str(tmp_path / "nothing.ckpt"), CPU)
     with pytest.raises(ModelError, match="no such file"):
         load_clip(str(tmp_path / "nothing.pt"), CPU)
+
+
+def test_vqgan_truncated_checkpoint_says_to_fetch_it_again(tmp_path: Path) -> None:
+    """A cut-off checkpoint (an incomplete download) is a ModelError saying what to do."""
+    path = _tiny_vqgan_copy(tmp_path)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(ModelError, match=r"could not read .*incomplete download"):
+        load_vqgan(str(path), CPU)
+
+
+# Official taming checkpoints are Lightning checkpoints: besides state_dict they pickle
+# Lightning's ModelCheckpoint (its class as the key of "callbacks"), which needs the real
+# pytorch_lightning to unpickle and weights_only=False.
+LIGHTNING_LOADS = """
+import sys
+import torch
+from engine.models import load_vqgan
+
+tiny = load_vqgan("tiny", torch.device("cpu"))
+assert type(tiny.model).__module__ == "taming.models.vqgan", type(tiny.model)
+assert "pytorch_lightning" not in sys.modules, "loading tiny imported Lightning"
+assert "taming.main" not in sys.modules, "the taming.main stand-in was left behind"
+
+official = load_vqgan(sys.argv[1], torch.device("cpu"))
+assert torch.equal(official.codebook, tiny.codebook)
+import pytorch_lightning
+assert hasattr(pytorch_lightning, "Trainer"), "the stand-in was imported, not Lightning"
+print("ok")
+"""
+
+
+@pytest.fixture
+def lightning_checkpoint(tmp_path: Path) -> Path:
+    """The tiny VQGAN saved like an official checkpoint, with Lightning objects pickled in."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    path = _tiny_vqgan_copy(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    callback = ModelCheckpoint(monitor="val/rec_loss", save_top_k=3)
+    ckpt.update(
+        {
+            "epoch": 4,
+            "global_step": 1000,
+            "pytorch-lightning_version": "1.0.8",
+            "callbacks": {ModelCheckpoint: {"best_model_score": torch.tensor(0.5)}},
+            "hyper_parameters": {"callback": callback},
+        }
+    )
+    torch.save(ckpt, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    return path
+
+
+def test_lightning_is_imported_only_by_a_checkpoint_that_needs_it(
+    tiny_vqgan: VQGAN, lightning_checkpoint: Path
+) -> None:
+    """In a fresh process the tiny VQGAN loads without Lightning; a checkpoint that pickles
+    Lightning objects loads afterwards, importing the real pytorch_lightning."""
+    result = subprocess.run(
+        [sys.executable, "-c", LIGHTNING_LOADS, str(lightning_checkpoint)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_checkpoints_are_read_weights_only_unless_they_need_more(
+    tiny_vqgan: VQGAN, lightning_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.load runs with weights_only=True first, and again with False only on refusal."""
+    calls: list[bool] = []
+    load = torch.load
+
+    def spy(*args: Any, weights_only: bool, **kwargs: Any) -> Any:
+        calls.append(weights_only)
+        return load(*args, weights_only=weights_only, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    models.ensure_tiny_vqgan()
+    load_vqgan("tiny", CPU)
+    assert calls == [True]
+    calls.clear()
+    official = load_vqgan(str(lightning_checkpoint), CPU)
+    assert calls == [True, False]
+    torch.testing.assert_close(official.codebook, tiny_vqgan.codebook)
+
+
+def test_taming_stand_ins_leave_the_real_modules_in_place(
+    tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing taming with the stand-ins puts back a pytorch_lightning already imported."""
+    import pytorch_lightning
+    import taming.models
+    from taming.models import vqgan
+
+    from engine import _taming_compat
+
+    monkeypatch.delitem(sys.modules, "taming.models.vqgan")
+    monkeypatch.setattr(taming.models, "vqgan", vqgan)  # restored after the re-import
+    _taming_compat.ensure_taming_importable()
+    again = sys.modules["taming.models.vqgan"]
+    assert again is not vqgan
+    assert again.VQModel.__mro__[1] is _taming_compat.LightningModule
+    assert sys.modules["pytorch_lightning"] is pytorch_lightning
+    assert "taming.main" not in sys.modules
 
 
 def test_clip_local_archive_and_state_dict(tmp_path: Path, tiny_clip: CLIP) -> None:
