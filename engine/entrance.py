@@ -10,14 +10,15 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 from engine.prompts import Prompt
 from engine.request import Request
 
 DOOR_WORDS = ("entrance", "doorway", "archway", "gate", "gateway")
 DEFAULT_STYLE = "by James Gurney"
-PRESETS_FILE = Path(__file__).resolve().parents[1] / "data" / "presets.json"
+PRESETS_FILE = resources.files("engine") / "data" / "presets.json"  # package data
 
 # Subjects the post names as places; anything else becomes "the <subject> realm".
 KNOWN_PLACES = frozenset(
@@ -103,13 +104,18 @@ class Preset:
     targets: tuple[str, ...]
 
 
-def load_presets(path: Path = PRESETS_FILE) -> dict[str, Preset]:
-    """The shipped gallery, keyed by name (e.g. `heaven-hell`); read once per process."""
-    return dict(_read_presets(path))
+def load_presets(path: Traversable | None = None) -> dict[str, Preset]:
+    """The shipped gallery (or the one at `path`), keyed by name (e.g. `heaven-hell`); the
+    shipped one is read once per process."""
+    return dict(_shipped_presets() if path is None else _read_presets(path))
 
 
 @functools.cache
-def _read_presets(path: Path) -> dict[str, Preset]:
+def _shipped_presets() -> dict[str, Preset]:
+    return _read_presets(PRESETS_FILE)
+
+
+def _read_presets(path: Traversable) -> dict[str, Preset]:
     data = json.loads(path.read_text(encoding="utf-8"))
     return {
         p["name"]: Preset(

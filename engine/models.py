@@ -3,7 +3,7 @@
 Every caller (CLI, worker, tests) loads through `load_vqgan` / `load_clip`. A model is
 named by one of:
 
-- a registry name from data/models.json (`vqgan_imagenet_f16_16384`, `ViT-B/32`, ...),
+- a registry name from engine/data/models.json (`vqgan_imagenet_f16_16384`, `ViT-B/32`, ...),
   whose file must have been downloaded into `model_dir()`;
 - `tiny`: a small model of the real class, built from a fixed seed, saved in the real file
   format under `model_dir()/tiny/` and read back through the same loader as real weights;

@@ -1,8 +1,9 @@
 """The model registry: names, where their files live, and downloads. Never imports torch.
 
-data/models.json lists the VQGAN and CLIP models Doorways knows, with their download URLs,
-sizes, checksums and architectures. The bot and the request checks use this module without
-paying for torch; engine.models builds and loads the networks.
+engine/data/models.json (package data, so it is inside a wheel too) lists the VQGAN and
+CLIP models Doorways knows, with their download URLs, sizes, checksums and architectures.
+The bot and the request checks use this module without paying for torch; engine.models
+builds and loads the networks.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import copy
 import functools
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from engine.download import DownloadError, fetch
 
+REGISTRY_PATH = resources.files("engine") / "data" / "models.json"
+# The checkout engine/ lies in (pip install -e), or site-packages for an installed wheel.
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REGISTRY_PATH = REPO_ROOT / "data" / "models.json"
 
 
 class ModelError(Exception):
@@ -38,9 +41,15 @@ class ModelMissing(ModelError):
 
 
 def model_dir() -> Path:
-    """Where weights live: $DOORWAYS_MODELS if set, else <repo root>/data/models."""
+    """Where weights live: $DOORWAYS_MODELS if set, else data/models in the checkout, or
+    for an installed copy (no checkout around it) $XDG_CACHE_HOME/doorways/models."""
     env = os.environ.get("DOORWAYS_MODELS")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / "data" / "models"
+    if env:
+        return Path(env).expanduser().resolve()
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "data" / "models"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser().resolve() / "doorways" / "models"
 
 
 # --- the registry -------------------------------------------------------------------------
@@ -48,8 +57,7 @@ def model_dir() -> Path:
 
 @functools.cache
 def _read_registry() -> dict[str, dict[str, Any]]:
-    with open(REGISTRY_PATH, encoding="utf-8") as f:
-        return json.load(f)["models"]
+    return json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))["models"]
 
 
 def is_registered(name: str) -> bool:
@@ -58,7 +66,7 @@ def is_registered(name: str) -> bool:
 
 
 def registry() -> dict[str, dict[str, Any]]:
-    """The entries of data/models.json keyed by name; each has "kind": "vqgan" or "clip"."""
+    """The entries of engine/data/models.json keyed by name; each has "kind": "vqgan" or "clip"."""
     return copy.deepcopy(_read_registry())
 
 

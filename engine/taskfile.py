@@ -24,6 +24,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -34,7 +35,7 @@ from engine.request import MAX_SEED, Request
 
 DEFAULT_OUTPUT_ROOT = Path("data/outputs")
 DEFAULT_OUT_FOLDER = "output"
-REGISTRY_PATH = Path(__file__).resolve().parents[1] / "data" / "models.json"
+REGISTRY_PATH = resources.files("engine") / "data" / "models.json"  # package data
 QUOTES = "\"'`“”‘’„‚«»"  # "The text must not contain quotation marks!" (runvqgan)
 MAX_NAME = 100  # characters in out_file and in each out_folder part
 
@@ -114,9 +115,9 @@ _IMAGE_FIELDS = ("init_image", "image_prompts")
 
 @functools.cache
 def _registry_models() -> dict[str, str]:
-    """Registry model name → kind, read from data/models.json (without importing torch)."""
-    with open(REGISTRY_PATH, encoding="utf-8") as f:
-        return {name: entry["kind"] for name, entry in json.load(f)["models"].items()}
+    """Registry model name → kind, read from engine/data/models.json (without importing torch)."""
+    models = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))["models"]
+    return {name: entry["kind"] for name, entry in models.items()}
 
 
 # Parsing ----------------------------------------------------------------------------------

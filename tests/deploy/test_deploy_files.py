@@ -227,7 +227,7 @@ def test_package_installs_and_cleanups(dockerfile: list[Instruction]) -> None:
                     f"line {ins.line}: apt lists are not removed in the same RUN"
                 )
     assert pip_installs, "the image installs the project with pip"
-    # Editable: the engine reads data/models.json and data/presets.json from the checkout.
+    # Editable: the code runs from the checkout in /opt/doorways, as the systemd install does.
     assert any(re.search(r"pip install [^&]*-e \.", ins.args) for ins in runs)
 
 
@@ -319,8 +319,8 @@ def test_dockerignore_matcher() -> None:
         "engine/cli.py",
         "engine/models.py",
         "bot/launcher.py",
-        "data/models.json",
-        "data/presets.json",
+        "engine/data/models.json",
+        "engine/data/presets.json",
         "deploy/download-models.sh",
     ],
 )

@@ -116,6 +116,17 @@ def test_model_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert registry.model_dir() == Path(models.__file__).resolve().parents[1] / "data" / "models"
 
 
+def test_model_dir_of_an_installed_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Installed away from a checkout (engine/ in site-packages), models go to the user cache."""
+    monkeypatch.delenv("DOORWAYS_MODELS")
+    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path / "site-packages")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert registry.model_dir() == tmp_path.resolve() / "cache" / "doorways" / "models"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert registry.model_dir() == tmp_path / "home" / ".cache" / "doorways" / "models"
+
+
 def test_list_models_and_model_paths(empty_model_dir: Path) -> None:
     """list_models() has a row per entry and notices a downloaded file."""
     rows = {row["name"]: row for row in registry.list_models()}
