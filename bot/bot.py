@@ -82,7 +82,7 @@ class DoorwaysBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
-        self.policy = Policy(settings)
+        self.policy = Policy(settings, lambda: worker.health().device_memory)
         self.reporter = DiscordReporter(
             self,
             store,

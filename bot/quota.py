@@ -10,7 +10,7 @@ at once can never slip past a limit together.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -18,6 +18,7 @@ import aiosqlite
 from bot.errors import BadOptions, QuotaExceeded
 from bot.settings import HARD_MAX_ITERATIONS, Settings
 from bot.store import PENDING, Job, NewJob, Store, Waiting, count_jobs, insert_job, place_in_line
+from engine import memory
 from engine.prompts import render_prompts
 from engine.request import Request
 
@@ -45,16 +46,31 @@ UNLIMITED = Limits(None, None, HARD_MAX_ITERATIONS, None, None)
 
 
 class Policy:
-    """The configured limits and channel allow-list."""
+    """The configured limits and channel allow-list.
 
-    def __init__(self, settings: Settings) -> None:
+    `device_memory` reports the worker's GPU memory in bytes (None: a CPU, or not started
+    yet); with `limits.max_size` unset, the size cap is what fits in it.
+    """
+
+    def __init__(
+        self, settings: Settings, device_memory: Callable[[], int | None] = lambda: None
+    ) -> None:
         self.settings = settings
-        self.base = Limits(
-            settings.daily_images,
-            settings.max_pending,
-            settings.max_iterations,
-            settings.max_area,
-            settings.max_prompt_length,
+        self.device_memory = device_memory
+
+    @property
+    def max_area(self) -> int:
+        """The size cap in pixels: configured, or what the worker's GPU memory allows."""
+        if self.settings.max_area is not None:
+            return self.settings.max_area
+        return memory.largest_area(self.device_memory(), self.settings.cutn)
+
+    @property
+    def base(self) -> Limits:
+        """Everyone's limits before role overrides."""
+        s = self.settings
+        return Limits(
+            s.daily_images, s.max_pending, s.max_iterations, self.max_area, s.max_prompt_length
         )
 
     def limits_for(self, roles: Iterable[tuple[int, str]] = ()) -> Limits:

@@ -159,12 +159,13 @@ class Settings:
             f"iterations per job; more is clamped to this (hard maximum {HARD_MAX_ITERATIONS})",
         ),
     )
-    max_size: tuple[int, int] = field(
-        default=(450, 300),
+    max_size: tuple[int, int] | None = field(
+        default=None,
         metadata=_key(
             "limits.max_size",
             "[W, H]: the largest picture area (W×H pixels, any aspect); bigger requests are "
-            "scaled down. Raise it for GPUs with more memory",
+            'scaled down. Unset or "auto": the largest that fits the worker\'s GPU memory '
+            "(450×300 on a CPU)",
         ),
     )
     max_prompt_length: int = field(
@@ -240,8 +241,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @property
-    def max_area(self) -> int:
-        return self.max_size[0] * self.max_size[1]
+    def max_area(self) -> int | None:
+        """The configured size cap in pixels; None: follow the GPU (bot.quota.Policy)."""
+        return None if self.max_size is None else self.max_size[0] * self.max_size[1]
 
 
 # Reading ---------------------------------------------------------------------------------------
@@ -391,6 +393,8 @@ def _convert(f: dataclasses.Field[Any], raw: Any, *, where: str | None) -> Any:
                 raise TypeError("a path")
             return Path(raw).expanduser()
         if kind in ("tuple[int, int]", "tuple[int, int] | None"):
+            if kind.endswith("None") and raw == "auto":
+                return None
             if not isinstance(raw, list | tuple) or len(raw) != 2:
                 raise TypeError("two whole numbers [W, H]")
             return (_int(raw[0]), _int(raw[1]))

@@ -148,6 +148,7 @@ class Health:
     models: tuple[str, ...]  # resident models, "vqgan:NAME" and "clip:NAME"
     queued: int  # submitted jobs not yet handed to the worker
     restarts: int  # fresh processes started after a crash
+    device_memory: int | None = None  # bytes of GPU memory in all; None on the CPU
 
 
 class WorkerError(Exception):
@@ -161,6 +162,7 @@ class WorkerError(Exception):
 class _Ready:
     pid: int
     device: str
+    device_memory: int | None
 
 
 @dataclass(frozen=True)
@@ -517,15 +519,16 @@ def _worker_main(
         with contextlib.suppress(_ParentGone):
             channel.send(_Fatal(f"{type(error).__name__}: {error}"))
         return
-    where = str(device)
+    where, memory = str(device), None
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         where += f" ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
+        memory = props.total_memory
     log.info("worker %d serving on %s, torch %s", os.getpid(), where, torch.__version__)
 
     parent = multiprocessing.parent_process()
     try:
-        channel.send(_Ready(os.getpid(), str(device)))
+        channel.send(_Ready(os.getpid(), str(device), memory))
         server = _Server(device, channel, cancel, options)
         if options.preload is not None:
             server.preload(*options.preload)
@@ -559,6 +562,7 @@ class _Process:
     results: Connection
     pid: int | None = None
     device: str | None = None
+    device_memory: int | None = None
     models: tuple[str, ...] = ()
     ready: bool = False
     alive: bool = True
@@ -714,6 +718,7 @@ class WorkerHandle:
             models=process.models if process else (),
             queued=len(self._pending),
             restarts=self._restarts,
+            device_memory=process.device_memory if process else None,
         )
 
     async def stop(self, timeout: float = 10.0, *, finish_current: bool = False) -> list[Job]:
@@ -821,6 +826,7 @@ class WorkerHandle:
             log.log(message.level, "[worker %s] %s", process.pid, message.message)
         elif isinstance(message, _Ready):
             process.pid, process.device, process.ready = message.pid, message.device, True
+            process.device_memory = message.device_memory
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
             else:

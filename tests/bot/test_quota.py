@@ -22,6 +22,7 @@ from bot.quota import (
 )
 from bot.settings import RoleLimits, Settings
 from bot.store import NewJob, Store
+from engine import memory
 from engine.prompts import Prompt
 from engine.request import Request
 
@@ -111,6 +112,23 @@ def test_roles_loosen_limits_and_unlimited_lifts_them() -> None:
     assert policy.limits_for([(42, "y")]) is UNLIMITED
     assert policy.limits_for([(7, "Admins")]) is UNLIMITED
     assert UNLIMITED.max_iterations == 6000  # the hard maximum holds even then
+
+
+def test_size_cap_follows_the_workers_gpu_unless_configured() -> None:
+    """Unset, the cap is what fits the worker's GPU memory (450×300 on a CPU or before the
+    worker reports); a configured max_size always wins."""
+    gpu: list[int | None] = [None]
+    policy = Policy(Settings(cutn=32), lambda: gpu[0])
+    assert policy.base.max_area == 450 * 300  # no GPU (yet)
+    gpu[0] = 8 * 2**30
+    eight = policy.base.max_area
+    gpu[0] = 24 * 2**30
+    twenty_four = policy.base.max_area
+    assert 450 * 300 < eight < twenty_four
+    assert memory.peak_bytes(twenty_four, 32) <= 24 * 2**30
+    assert policy.limits_for([]).max_area == twenty_four
+    fixed = Policy(Settings(max_size=(640, 480)), lambda: 24 * 2**30)
+    assert fixed.base.max_area == 640 * 480
 
 
 def test_channel_allow_list() -> None:

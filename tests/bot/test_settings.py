@@ -24,7 +24,15 @@ def test_defaults_without_a_file() -> None:
     settings = load_settings(None, {})
     assert settings == Settings()
     assert (settings.daily_images, settings.max_pending, settings.max_iterations) == (25, 3, 1000)
-    assert settings.max_area == 450 * 300 and settings.token is None
+    assert settings.max_area is None and settings.token is None  # the size follows the GPU
+
+
+def test_max_size_auto_follows_the_gpu(tmp_path: Path) -> None:
+    """max_size = "auto" is the default: no fixed cap (bot.quota.Policy asks the worker)."""
+    auto = load_settings(write(tmp_path, '[limits]\nmax_size = "auto"\n'), {})
+    assert auto.max_size is None and auto.max_area is None
+    fixed = load_settings(write(tmp_path, "[limits]\nmax_size = [640, 480]\n"), {})
+    assert fixed.max_area == 640 * 480
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
         await self._say(
             interaction,
             f"This server's caps: {shown}. The configured limits "
-            f"({s.max_iterations} iterations, {s.max_size[0]}×{s.max_size[1]}) always hold; "
+            f"({s.max_iterations} iterations, {self.bot.policy.max_area:,} pixels) always hold; "
             "caps only tighten them.",
         )
 

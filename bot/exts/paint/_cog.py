@@ -124,7 +124,7 @@ class Paint(commands.Cog):
         request = _build.imagine(
             prompt,
             self.bot.settings,
-            max_area=limits.max_area or self.bot.settings.max_area,
+            max_area=limits.max_area or self.bot.policy.max_area,
             aspect=aspect,
             width=width,
             height=height,

@@ -1,0 +1,26 @@
+"""The memory cost model: what the bot's size cap and the README's table are built on."""
+
+import pytest
+
+from engine import memory
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("gib", [8, 12, 24, 80])
+def test_the_largest_size_fits_and_one_token_more_does_not(gib: int) -> None:
+    """largest_size is whole 16-px tokens of the asked aspect, within the estimated peak."""
+    width, height = memory.largest_size(gib * GIB, cutn=32)
+    assert width % 16 == 0 and height % 16 == 0
+    assert abs(width / height - 3 / 2) < 0.1
+    assert memory.peak_bytes(width * height, 32) <= gib * GIB * (1 - memory.HEADROOM)
+    tokens_high = height // 16 + 1
+    bigger = (tokens_high * 3 // 2 * 16) * (tokens_high * 16)
+    assert memory.peak_bytes(bigger, 32) > gib * GIB * (1 - memory.HEADROOM)
+
+
+def test_more_memory_or_fewer_cutouts_allow_bigger_pictures() -> None:
+    assert memory.largest_area(8 * GIB, 32) < memory.largest_area(12 * GIB, 32)
+    assert memory.largest_area(12 * GIB, 64) < memory.largest_area(12 * GIB, 8)
+    assert memory.largest_area(None, 32) == memory.CPU_AREA
+    assert memory.largest_area(1 * GIB, 256) == 0  # too small for anything: no negative area
