@@ -10,6 +10,11 @@ memory, and a restart carries on from the rows.
 - events: Started / Progress go to the reporter (status edits), Done and Failed are recorded
   and delivered; a worker crash mid-job requeues the job once, then fails it.
 
+A batch — a run of a task folder (engine.tasks.FolderRun), the bot's nightly work — takes its
+turns as one more owner: `run_batch` hands its pictures to the same worker one at a time,
+between the queued jobs, so one GPU holds one copy of the models and people are not starved.
+The batch keeps its own truth on disk (progress files, .done, _ERROR.txt), not in the store.
+
 Where pictures go: OUTPUTS/job-<id>.png, except the images of an uploaded task file (/task),
 which go where the task file says, per person, named the runvqgan way:
 OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png (+ .txt), N the next free number, never
@@ -28,10 +33,10 @@ from typing import Any, Protocol
 
 from bot import rules
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
-from bot.store import MAX_ATTEMPTS, Job, Store, Waiting
+from bot.store import MAX_ATTEMPTS, Job, Store, Waiting, fair_order
 from engine import worker as engine_worker
 from engine.tasks import partial_output, place_numbered
-from engine.worker import Cancelled, Done, Event, Failed, Health, Progress, Started
+from engine.worker import TERMINAL, Cancelled, Done, Event, Failed, Health, Progress, Started
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,18 @@ class Worker(Protocol):
     async def stop(
         self, timeout: float = 10.0, *, finish_current: bool = False
     ) -> list[engine_worker.Job]: ...
+
+
+class Batch(Protocol):
+    """Work that is not in the store (engine.tasks.FolderRun): its jobs are handed out one
+    at a time and it is told what becomes of them. The scheduler calls `next_job` and
+    `record` in a thread (they do file work); `owns` and `idle` must be quick."""
+
+    def next_job(self) -> engine_worker.Job | None: ...
+    def owns(self, job_id: str) -> bool: ...
+    def record(self, event: Event) -> None: ...
+    @property
+    def idle(self) -> bool: ...
 
 
 class Reporter(Protocol):
@@ -127,6 +144,11 @@ class Scheduler:
         self.worker_error: str | None = None
         self.paused = False  # /admin pause: the running job finishes, nothing new starts
         self._current: _Current | None = None
+        self._batch: Batch | None = None
+        self._batch_done: asyncio.Event | None = None  # set when the batch is over
+        self._batch_job: str | None = None  # the batch's job the worker has
+        self._batch_progress: Progress | None = None
+        self._batch_served: float | None = None  # when the batch's last job was handed over
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -163,6 +185,8 @@ class Scheduler:
         if self._stopping:
             return
         self._stopping = True
+        if self._batch_done is not None:
+            self._batch_done.set()  # its picture in the worker is lost; the next run makes it
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -193,9 +217,16 @@ class Scheduler:
     def running_job_id(self) -> int | None:
         return None if self._current is None else self._current.job.id
 
+    @property
+    def batch_job_id(self) -> str | None:
+        """The batch's job the worker has (`nightly:alice/task_x.txt#2`), if any."""
+        return self._batch_job
+
     def estimate(self, job: Job, waiting: Waiting) -> float:
         """Seconds until `job` is done: what runs now, what waits before it, and itself."""
         total = 0.0
+        if self._batch_job is not None and self._batch_progress is not None:
+            total += self._batch_progress.eta_s  # a batch's picture is painting now
         for ahead in (*waiting.ahead, job):
             current = self._current
             if current is not None and current.job.id == ahead.id and current.progress:
@@ -218,6 +249,79 @@ class Scheduler:
         await rules.set_paused(self.store, False)
         self.wake()
         return was
+
+    # Batches (a task folder run) -----------------------------------------------------------------
+
+    async def run_batch(self, batch: Batch) -> None:
+        """Paint `batch`'s jobs one at a time, taking turns with the queued jobs as one more
+        owner; returns when it is over, or when the scheduler stops. Cancelling this cancels
+        the batch's picture being painted (its Cancelled event frees the worker)."""
+        if self._batch is not None:
+            raise RuntimeError("a batch is already running")
+        if batch.idle or self._stopping:
+            return
+        done = asyncio.Event()
+        self._batch, self._batch_done, self._batch_served = batch, done, None
+        self.wake()
+        try:
+            await done.wait()
+        finally:
+            self._batch = self._batch_done = None
+            if self._batch_job is not None and not self._stopping:
+                self.worker.cancel(self._batch_job)
+
+    async def _batch_turn(self) -> bool:
+        """Whether the batch goes before the fairest queued job. As in store.fair_order: an
+        interrupted job first, then whoever was served longest ago — someone never served
+        before the batch, the batch (never served) before the others; a tie goes to people."""
+        async with self.store.lock:
+            order = await fair_order(self.store.db)
+            if not order:
+                return True
+            if order[0].resume:
+                return False
+            cursor = await self.store.db.execute(
+                "SELECT MAX(started_at) FROM jobs WHERE owner_id = ?", (order[0].owner_id,)
+            )
+            row = await cursor.fetchone()
+        last_served = None if row is None else row[0]
+        if last_served is None:
+            return False
+        return self._batch_served is None or self._batch_served < last_served
+
+    async def _dispatch_batch(self, batch: Batch) -> bool:
+        """Hand the worker the batch's next job; False if it had none (the batch is over)."""
+        try:
+            job = await asyncio.to_thread(batch.next_job)
+        except Exception:
+            log.exception("the batch failed to hand out a job; it stops here")
+            job = None
+        if job is None:
+            self._batch = None  # over: run_batch returns
+            if self._batch_done is not None:
+                self._batch_done.set()
+            return False
+        self._batch_job, self._batch_progress = job.job_id, None
+        self._batch_served = self.store.clock()
+        log.info("batch job %s goes to the worker", job.job_id)
+        self.worker.submit(job)
+        return True
+
+    async def _on_batch_event(self, event: Event) -> None:
+        batch = self._batch
+        if isinstance(event, Progress):
+            self._batch_progress = event
+            return
+        if batch is not None:
+            try:
+                await asyncio.to_thread(batch.record, event)
+            except Exception:
+                log.exception("the batch could not record %r", event)
+        if isinstance(event, TERMINAL):
+            self._batch_job = self._batch_progress = None
+            if batch is not None and batch.idle and self._batch_done is not None:
+                self._batch_done.set()
+            self.wake()
 
     # Cancelling (/cancel, /admin cancel and the ✖ button) ---------------------------------------
 
@@ -245,7 +349,10 @@ class Scheduler:
         self.wake()
         async for event in self.worker.events():
             try:
-                await self._on_event(event)
+                if event.job_id == self._batch_job:
+                    await self._on_batch_event(event)
+                else:
+                    await self._on_event(event)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -255,10 +362,17 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._stopping or self.paused or not self.worker_ready or self._current:
+            if self._stopping or self.paused or not self.worker_ready:
+                continue
+            if self._current is not None or self._batch_job is not None:
+                continue  # the worker is busy
+            batch = self._batch
+            if batch is not None and await self._batch_turn() and await self._dispatch_batch(batch):
                 continue
             job = await self.store.claim_next()
             if job is None:
+                if self._batch is not None:
+                    self.wake()  # the queue emptied meanwhile: the batch's turn
                 continue
             self._current = _Current(job, target=task_target(self.outputs, job))
             output = self.outputs / f"job-{job.id}.png"
@@ -283,6 +397,9 @@ class Scheduler:
 
     async def _on_event(self, event: Event) -> None:
         current = self._current
+        if not event.job_id.isdigit():
+            log.warning("event %s for %s, which is no job of the store", event.type, event.job_id)
+            return
         job_id = int(event.job_id)
         if current is None or current.job.id != job_id:
             log.warning("event %s for job %s, which is not the running job", event.type, job_id)

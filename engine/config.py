@@ -10,11 +10,18 @@ table to `tasks_config` below, so both programs check it the same way):
     max_each = 25                           # repetitions per task file
     max_resolution = [450, 300]             # landscape W×H; portrait is the same turned
     max_images = 100                        # images per task file (styles × each)
+    folder = "/srv/doorways/tasks"          # the bot's task folder (/nightly run)
+    run_at = "23:00"                        # the bot runs it daily then (off without it)
+
+`folder` and `run_at` are for `doorways-bot`, which then runs the folder through its own
+worker; `doorways tasks run FOLDER` (the systemd timer) names its folder itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +37,14 @@ TASKS_KEYS: tuple[tuple[str, str, str], ...] = (
     ("max_each", "25", "repetitions (each) per task file"),
     ("max_resolution", "[450, 300]", "the largest landscape W×H; portrait is the same turned"),
     ("max_images", "100", "pictures per task file (styles × each)"),
+    ("folder", "-", "doorways-bot: the task folder it runs (/nightly run; at run_at if set)"),
+    (
+        "run_at",
+        "-",
+        'doorways-bot: run the folder every day at this local time, "HH:MM", through the '
+        "bot's own worker (use this or the systemd timer, not both); without it, only on "
+        "/nightly run",
+    ),
 )
 
 
@@ -39,6 +54,8 @@ class TasksConfig:
 
     output_root: Path = DEFAULT_OUTPUT_ROOT
     limits: TaskLimits = field(default_factory=TaskLimits)
+    folder: Path | None = None  # the bot's task folder
+    run_at: dt.time | None = None  # the bot runs `folder` daily at this local time
 
 
 def load_config(path: str | Path | None) -> TasksConfig:
@@ -82,6 +99,41 @@ def tasks_config(table: Mapping[str, Any], where: str | None = None) -> TasksCon
             raise ValueError(f"{prefix}tasks.max_resolution must be [W, H], not {size!r}")
         limits["max_resolution"] = tuple(size)
     try:
-        return TasksConfig(Path(root).expanduser(), TaskLimits(**limits))
+        task_limits = TaskLimits(**limits)
     except ValueError as error:
         raise ValueError(f"{prefix}tasks.{error.args[0].removeprefix('task limit ')}") from None
+    folder = table.get("folder")
+    if folder is not None and (not isinstance(folder, str) or not folder):
+        raise ValueError(f"{prefix}tasks.folder must be a path in quotes, not {folder!r}")
+    run_at = _time(table.get("run_at"), prefix)
+    if run_at is not None and folder is None:
+        raise ValueError(f"{prefix}tasks.run_at needs tasks.folder: the folder to run")
+    return TasksConfig(
+        Path(root).expanduser(),
+        task_limits,
+        folder=None if folder is None else Path(folder).expanduser(),
+        run_at=run_at,
+    )
+
+
+def parse_hhmm(text: str) -> dt.time | None:
+    """`23:00` or `7:05` (24-hour clock) → that time; None if `text` is not such a time."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        return None
+    return dt.time(int(match[1]), int(match[2]))
+
+
+def _time(value: Any, prefix: str) -> dt.time | None:
+    """`run_at`: "23:00" (or a TOML time, 23:00:00) → 23:00; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value.replace(second=0, microsecond=0)
+    at = parse_hhmm(value) if isinstance(value, str) else None
+    if at is None:
+        raise ValueError(
+            f'{prefix}tasks.run_at must be a time as "HH:MM" on the 24-hour clock, e.g. '
+            f'"23:00", not {value!r}'
+        )
+    return at

@@ -2,7 +2,10 @@
 
 `doorways tasks run FOLDER` runs FOLDER/*.txt, FOLDER/*.json and FOLDER/<user>/task_*.txt
 (never sample.txt or task_sample.txt) through one worker process, which loads the models
-once for the whole batch. What it keeps on disk, beside each task file NAME:
+once for the whole batch. One run is a `FolderRun`, which hands out its pictures one at a
+time and is told what became of each: `run_folder` feeds it to a worker of its own, the bot
+(bot/exts/nightly) to its scheduler, between people's jobs. What it keeps on disk, beside
+each task file NAME:
 
 - `NAME.progress.json` while NAME runs: the seeds of its images and each result, rewritten
   atomically after every change, so a run killed at any moment is finished by the next
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import fcntl
@@ -39,10 +43,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.config import load_config
+from engine.config import load_config, parse_hhmm
 from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
 from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task, task_summary
-from engine.worker import Cancelled, Done, Failed, Job, Started, WorkerError, WorkerHandle
+from engine.worker import (
+    Cancelled,
+    Done,
+    Event,
+    Failed,
+    Job,
+    Started,
+    WorkerError,
+    WorkerHandle,
+)
 
 log = logging.getLogger("doorways.tasks")
 
@@ -136,8 +149,8 @@ def folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TasksBusy(
-                f"another `doorways tasks run` is processing {folder} (it holds {path}); "
-                "this run stops here"
+                f"another run is processing {folder} (`doorways tasks run` or doorways-bot's "
+                f"schedule; it holds {path}); this run stops here"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # for people: who holds it
@@ -443,6 +456,115 @@ def prepare(path: Path, folder: Path, settings: RunSettings, summary: Summary) -
 # Running a folder -------------------------------------------------------------------------
 
 
+class FolderRun:
+    """One run of a task folder, handed out a job at a time: what `doorways tasks run` (with a
+    worker of its own) and the bot's schedule (through its one worker queue) share.
+
+    `open()` takes the folder's lock, reads every task file (refusing the ones that cannot
+    run) and finishes files a crash left complete; `next_job()` gives the next picture to
+    paint (None when none is left to hand out); `record(event)` takes what the worker says
+    about it — the picture is named OUT_FILE_N, the progress file updated, a crashed job
+    handed out once more, a finished file renamed .done; `close()` releases the lock and
+    logs the summary. Plain blocking file work: asyncio callers run it in a thread.
+    """
+
+    def __init__(self, folder: str | Path, settings: RunSettings, *, job_prefix: str = "") -> None:
+        self.folder = Path(folder)
+        self.settings = settings
+        self.job_prefix = job_prefix  # job ids are PREFIX + "NAME#N" (+ "~2" for a retry)
+        self.summary = Summary()
+        self._lock = contextlib.ExitStack()
+        self._queue: collections.deque[tuple[TaskRun, int, int]] = collections.deque()
+        self._in_flight: dict[str, tuple[TaskRun, int, int]] = {}  # job id → (run, index, try)
+        self._began = 0.0
+        self._counter = 0
+        self.total = 0  # pictures to paint in this run (known once open)
+
+    def open(self) -> FolderRun:
+        """Lock the folder and read its task files. Raises TasksBusy if another run holds
+        it, ValueError if it is not a folder."""
+        if not self.folder.is_dir():
+            raise ValueError(f"no such task folder: {self.folder}")
+        self._began = time.monotonic()
+        self._lock.enter_context(folder_lock(self.folder))
+        try:
+            _remove_orphans(self.folder)
+            paths = find_task_files(self.folder)
+            self.summary.files = len(paths)
+            runs = [run for p in paths if (run := prepare(p, self.folder, self.settings,
+                                                          self.summary))]  # fmt: skip
+            for run in runs:
+                if not run.pending() and run.complete():
+                    run.finish(self.summary)  # a crash came after its last image
+            self._queue.extend((run, index, 1) for run in runs for index in run.pending())
+            self.total = len(self._queue)
+        except BaseException:
+            self._lock.close()
+            raise
+        return self
+
+    def close(self) -> Summary:
+        """Release the folder (pictures not made yet wait for the next run); log the summary."""
+        self._lock.close()
+        self.summary.seconds = time.monotonic() - self._began
+        for line in self.summary.lines():
+            log.info("%s", line)
+        return self.summary
+
+    def __enter__(self) -> FolderRun:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing left to hand out and nothing being painted: the run is over."""
+        return not self._queue and not self._in_flight
+
+    def owns(self, job_id: str) -> bool:
+        return job_id in self._in_flight
+
+    def next_job(self) -> Job | None:
+        """The next picture to paint, as a worker job; None when none is left to hand out."""
+        if not self._queue:
+            return None
+        run, index, attempt = self._queue.popleft()
+        job_id = f"{self.job_prefix}{run.name}#{index + 1}" + (f"~{attempt}" if attempt > 1 else "")
+        self._in_flight[job_id] = (run, index, attempt)
+        return Job.of(job_id, run.jobs[index].request, run.temp_output(index))
+
+    def record(self, event: Event) -> None:
+        """What the worker says about one of this run's jobs (others are ignored)."""
+        if event.job_id not in self._in_flight:
+            return
+        run, index, attempt = self._in_flight[event.job_id]
+        what = f"{run.name} {run.jobs[index].describe(len(run))}"
+        if isinstance(event, Started):
+            self._counter += 1
+            log.info("[%d/%d] painting %s", self._counter, self.total, what)
+        if not isinstance(event, Done | Failed | Cancelled):
+            return
+        del self._in_flight[event.job_id]
+        if isinstance(event, Done):
+            path = run.place(index, event)
+            self.summary.made.append(path)
+            log.info("made %s in %.1f s (seed %d)", path, event.total_s, event.seed)
+        elif isinstance(event, Failed) and event.kind == "crash" and attempt < CRASH_TRIES:
+            log.warning("%s: %s; trying it again", what, event.message)
+            self._counter -= 1
+            self._queue.appendleft((run, index, attempt + 1))
+        elif isinstance(event, Failed) and event.kind != "model_missing":
+            self.summary.failed.append(run.fail(index, event.kind, event.message))
+            log.error("failed %s: %s", what, event.message)
+        else:  # no model, or cancelled: not the task file's fault; the next run tries
+            reason = event.message if isinstance(event, Failed) else "cancelled"
+            self.summary.waiting.append(f"{what}: {reason}")
+            log.warning("%s left for the next run: %s", what, reason)
+        if run.complete():
+            run.finish(self.summary)
+
+
 async def run_folder(
     folder: str | Path, settings: RunSettings | None = None, *, worker: WorkerHandle | None = None
 ) -> Summary:
@@ -452,21 +574,8 @@ async def run_folder(
     Raises TasksBusy if another run holds the folder, ValueError if it is not a folder.
     """
     settings = settings or RunSettings()
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"no such task folder: {folder}")
-    began = time.monotonic()
-    summary = Summary()
-    with folder_lock(folder):
-        _remove_orphans(folder)
-        paths = find_task_files(folder)
-        summary.files = len(paths)
-        runs = [run for path in paths if (run := prepare(path, folder, settings, summary))]
-        for run in runs:
-            if not run.pending() and run.complete():
-                run.finish(summary)  # a crash came after its last image
-        todo = [run for run in runs if run.pending()]
-        if todo:
+    with FolderRun(folder, settings) as run:
+        if not run.idle:
             own = worker is None
             if worker is None:
                 worker = WorkerHandle(
@@ -476,14 +585,21 @@ async def run_folder(
                 )
                 await worker.start()
             try:
-                await _run_jobs(worker, todo, summary)
+                await _run_jobs(worker, run)
             finally:
                 if own:
                     await worker.stop()
-    summary.seconds = time.monotonic() - began
-    for line in summary.lines():
-        log.info("%s", line)
-    return summary
+    return run.summary
+
+
+def interrupted_runs(folder: Path) -> list[Path]:
+    """Task files of `folder` with a progress file: a run stopped before finishing them
+    (or left pictures waiting for a model); the next run goes on with them."""
+    if not folder.is_dir():
+        return []
+    records = [*folder.glob(f"*{PROGRESS_SUFFIX}"), *folder.glob(f"*/*{PROGRESS_SUFFIX}")]
+    tasks = [r.with_name(r.name.removesuffix(PROGRESS_SUFFIX)) for r in records]
+    return sorted(task for task in tasks if task.exists())
 
 
 def _remove_orphans(folder: Path) -> None:
@@ -493,51 +609,20 @@ def _remove_orphans(folder: Path) -> None:
             record.unlink()
 
 
-async def _run_jobs(worker: WorkerHandle, runs: list[TaskRun], summary: Summary) -> None:
-    """Submit every pending job, then place, record and report results as they come."""
-    in_flight: dict[str, tuple[TaskRun, int, int]] = {}  # job id → (run, index, try)
-    total = sum(len(run.pending()) for run in runs)
-    counter = 0
-
-    def submit(run: TaskRun, index: int, attempt: int = 1) -> None:
-        job_id = f"{run.name}#{index + 1}" + (f"~{attempt}" if attempt > 1 else "")
-        worker.submit(Job.of(job_id, run.jobs[index].request, run.temp_output(index)))
-        in_flight[job_id] = (run, index, attempt)
-
-    for run in runs:
-        for index in run.pending():
-            submit(run, index)
+async def _run_jobs(worker: WorkerHandle, run: FolderRun) -> None:
+    """Hand the worker every job of the run (it queues them), then record what comes back,
+    handing over again what must be retried, until the run is over."""
+    while (job := run.next_job()) is not None:
+        worker.submit(job)
     events = worker.events()
     try:
         async for event in events:
-            if event.job_id not in in_flight:
+            if not run.owns(event.job_id):
                 continue
-            run, index, attempt = in_flight[event.job_id]
-            what = f"{run.name} {run.jobs[index].describe(len(run))}"
-            if isinstance(event, Started):
-                counter += 1
-                log.info("[%d/%d] painting %s", counter, total, what)
-            if not isinstance(event, Done | Failed | Cancelled):
-                continue
-            del in_flight[event.job_id]
-            if isinstance(event, Done):
-                path = run.place(index, event)
-                summary.made.append(path)
-                log.info("made %s in %.1f s (seed %d)", path, event.total_s, event.seed)
-            elif isinstance(event, Failed) and event.kind == "crash" and attempt < CRASH_TRIES:
-                log.warning("%s: %s; trying it again", what, event.message)
-                counter -= 1
-                submit(run, index, attempt + 1)
-            elif isinstance(event, Failed) and event.kind != "model_missing":
-                summary.failed.append(run.fail(index, event.kind, event.message))
-                log.error("failed %s: %s", what, event.message)
-            else:  # no model, or cancelled: not the task file's fault; the next run tries
-                reason = event.message if isinstance(event, Failed) else "cancelled"
-                summary.waiting.append(f"{what}: {reason}")
-                log.warning("%s left for the next run: %s", what, reason)
-            if run.complete():
-                run.finish(summary)
-            if not in_flight:
+            run.record(event)
+            while (job := run.next_job()) is not None:
+                worker.submit(job)
+            if run.idle:
                 break
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # an async generator
@@ -548,12 +633,12 @@ async def _run_jobs(worker: WorkerHandle, runs: list[TaskRun], summary: Summary)
 
 def parse_at(text: str) -> dt.time:
     """`23:00` → 23:00 (24-hour clock, local time)."""
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+    at = parse_hhmm(text)
+    if at is None:
         raise ValueError(
             f"--at wants a time as HH:MM on the 24-hour clock, e.g. 23:00, not {text!r}"
         )
-    return dt.time(int(match[1]), int(match[2]))
+    return at
 
 
 def next_run_time(now: dt.datetime, at: dt.time) -> dt.datetime:

@@ -264,3 +264,112 @@ async def test_estimate_uses_progress_and_history(
     waiting = await store.waiting(second.id)
     assert waiting is not None and waiting.position == 2
     assert scheduler.estimate(second, waiting) == pytest.approx(25.0 + 20 * 0.5)
+
+
+class FakeBatch:
+    """A task folder run in miniature: `count` jobs handed out in order, what the worker says
+    about each recorded (a crash is handed out again, once)."""
+
+    def __init__(self, count: int) -> None:
+        self.todo = [f"nightly:a.txt#{n}" for n in range(1, count + 1)]
+        self.in_flight: set[str] = set()
+        self.recorded: list[tuple[str, str]] = []
+
+    def next_job(self) -> engine_worker.Job | None:
+        if not self.todo:
+            return None
+        job_id = self.todo.pop(0)
+        self.in_flight.add(job_id)
+        return engine_worker.Job(job_id, "{}", f"/out/.{job_id}.partial.png")
+
+    def owns(self, job_id: str) -> bool:
+        return job_id in self.in_flight
+
+    def record(self, event: Event) -> None:
+        self.recorded.append((event.type, event.job_id))
+        if isinstance(event, Done | Failed | Cancelled):
+            self.in_flight.discard(event.job_id)
+        if isinstance(event, Failed) and event.kind == "crash":
+            self.todo.insert(0, event.job_id)
+
+    @property
+    def idle(self) -> bool:
+        return not self.todo and not self.in_flight
+
+
+async def play(worker: FakeWorker, count: int) -> list[str]:
+    """Let the worker finish `count` jobs in turn; the ids handed over, in order."""
+    order = []
+    for _ in range(count):
+        job = await asyncio.wait_for(worker.submitted.get(), 5.0)
+        assert worker.submitted.empty()  # one at a time
+        order.append(job.job_id)
+        worker.emit(Started(job.job_id, time.time()))
+        worker.emit(Done(job.job_id, (job.output, ""), 7, "call", 0.1, 0.1, 1.0))
+    return order
+
+
+async def test_a_batch_takes_turns_as_one_more_owner(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """A batch of 4 beside A's three jobs and B's one: people never served go first, then the
+    batch and the people in turn (A1 B1 n1 A2 n2 A3 n3 n4), one job at a time; run_batch
+    returns when the batch is over, having recorded every event of its jobs."""
+    scheduler, worker, reporter = parts
+    await scheduler.pause()
+    a = [await store.add(new_job(owner=1)) for _ in range(3)]
+    b = await store.add(new_job(owner=2))
+    await scheduler.start()
+    batch = FakeBatch(4)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    await asyncio.sleep(0.05)
+    await scheduler.resume()
+    order = await play(worker, 8)
+    await asyncio.wait_for(running, 5.0)
+    a1, a2, a3 = (str(job.id) for job in a)
+    assert order == [
+        a1, str(b.id), "nightly:a.txt#1", a2, "nightly:a.txt#2", a3, "nightly:a.txt#3",
+        "nightly:a.txt#4",
+    ]  # fmt: skip
+    assert [kind for kind, _ in batch.recorded] == ["started", "done"] * 4
+    assert all(("started", job.id) in reporter.calls for job in (*a, b))  # people's as ever
+    assert batch.idle and scheduler.batch_job_id is None
+
+
+async def test_a_batch_alone_runs_through_and_a_crash_is_handed_out_again(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """With nobody waiting the batch runs back to back; a job queued meanwhile gets the next
+    turn; a worker crash goes back to the batch, which hands the job out again."""
+    scheduler, worker, _ = parts
+    await scheduler.start()
+    batch = FakeBatch(3)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    first = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert first.job_id == "nightly:a.txt#1"
+    person = await store.add(new_job(owner=1))
+    scheduler.wake()
+    worker.emit(Failed(first.job_id, "crash", "the worker process died"))
+    order = await play(worker, 4)
+    await asyncio.wait_for(running, 5.0)
+    assert order == [str(person.id), "nightly:a.txt#1", "nightly:a.txt#2", "nightly:a.txt#3"]
+    assert ("failed", "nightly:a.txt#1") in batch.recorded
+
+
+async def test_cancelling_a_batch_cancels_its_picture(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """run_batch cancelled (the bot stopping its nightly run): the picture being painted is
+    cancelled in the worker, and once its Cancelled event comes people's jobs go on."""
+    scheduler, worker, _ = parts
+    await scheduler.start()
+    running = asyncio.create_task(scheduler.run_batch(FakeBatch(2)))
+    job = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    person = await store.add(new_job(owner=1))
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert worker.cancelled == [job.job_id]
+    worker.emit(Cancelled(job.job_id))
+    scheduler.wake()
+    assert await worker.next() == person.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 
@@ -126,6 +127,8 @@ daily_images = 10
 output_root = "/srv/doorways/outputs"
 max_iterations = 800
 max_resolution = [512, 512]
+folder = "/srv/doorways/tasks"
+run_at = "23:00"
 """
 
 
@@ -138,6 +141,7 @@ def test_one_file_serves_the_bot_and_the_task_runner(tmp_path: Path) -> None:
     assert settings.tasks == config
     assert config.output_root == Path("/srv/doorways/outputs")
     assert config.limits == TaskLimits(max_iterations=800, max_resolution=(512, 512))
+    assert (config.folder, config.run_at) == (Path("/srv/doorways/tasks"), dt.time(23, 0))
     assert settings.allowed_channels == ("painting",) and settings.daily_images == 10
     assert load_settings(None, {}).tasks == TasksConfig()
     # The shipped example is such a file too.
@@ -151,6 +155,9 @@ def test_one_file_serves_the_bot_and_the_task_runner(tmp_path: Path) -> None:
         ("max_each = 0", "tasks.max_each must be a whole number ≥ 1, not 0"),
         ("max_resolution = 450", "tasks.max_resolution must be [W, H], not 450"),
         ("output_root = 3", "tasks.output_root must be a path in quotes, not 3"),
+        ('folder = "t"\nrun_at = "11pm"', 'tasks.run_at must be a time as "HH:MM" on the 24-hour'),
+        ('folder = "t"\nrun_at = "24:00"', "tasks.run_at must be a time"),
+        ('run_at = "23:00"', "tasks.run_at needs tasks.folder: the folder to run"),
     ],
 )
 def test_a_bad_tasks_key_is_the_same_error_from_both(
@@ -175,3 +182,11 @@ def test_an_unknown_section_still_stops_the_bot(tmp_path: Path) -> None:
     assert load_config(path) == TasksConfig()
     with pytest.raises(SettingsError, match=r"tasks: expected a \[tasks\] table"):
         load_settings(write(tmp_path, "tasks = 3\n"), {})
+
+
+def test_run_at_may_be_a_toml_time(tmp_path: Path) -> None:
+    """`run_at = 23:00:00` (a TOML local time) is the same as "23:00"."""
+    path = write(tmp_path, '[tasks]\nfolder = "~/tasks"\nrun_at = 23:00:00\n')
+    settings = load_settings(path, {})
+    assert settings.tasks.run_at == dt.time(23, 0)
+    assert settings.tasks.folder == Path("~/tasks").expanduser()

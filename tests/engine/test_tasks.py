@@ -33,6 +33,7 @@ from engine.tasks import (
     claim_numbered,
     find_task_files,
     folder_lock,
+    interrupted_runs,
     next_run_time,
     parse_at,
     progress_path,
@@ -107,14 +108,24 @@ def test_the_lock_refuses_a_second_run(tmp_path: Path, capsys: pytest.CaptureFix
     """While one run holds the folder, `doorways tasks run` says so and exits 1."""
     (tmp_path / "a.txt").write_text(task_text("dog"))
     with folder_lock(tmp_path):
-        busy = pytest.raises(TasksBusy, match="another `doorways tasks run` is processing")
+        busy = pytest.raises(TasksBusy, match="another run is processing")
         with busy, folder_lock(tmp_path):
             pass
         assert cli.main(["tasks", "run", str(tmp_path), "--vqgan", "tiny", "--clip", "tiny"]) == 1
-        assert "another `doorways tasks run` is processing" in capsys.readouterr().err
+        assert "another run is processing" in capsys.readouterr().err
     assert (tmp_path / "a.txt").exists()  # untouched
     with folder_lock(tmp_path):  # free again
         pass
+
+
+def test_interrupted_runs_are_task_files_with_progress(tmp_path: Path) -> None:
+    """A task file with a progress file beside it was left unfinished; orphans do not count."""
+    (tmp_path / "alice").mkdir()
+    for name in ["a.txt", "a.txt.progress.json", "b.txt", "alice/task_c.txt",
+                 "alice/task_c.txt.progress.json", "gone.txt.progress.json"]:  # fmt: skip
+        (tmp_path / name).write_text("{}")
+    assert interrupted_runs(tmp_path) == [tmp_path / "a.txt", tmp_path / "alice/task_c.txt"]
+    assert interrupted_runs(tmp_path / "missing") == []
 
 
 def test_next_run_time_and_at() -> None:
