@@ -63,7 +63,8 @@ class Policy:
         """The size cap in pixels: configured, or what the worker's GPU memory allows."""
         if self.settings.max_area is not None:
             return self.settings.max_area
-        return memory.largest_area(self.device_memory(), self.settings.cutn)
+        fits = memory.largest_area(self.device_memory(), self.settings.cutn)
+        return max(fits, MIN_SIDE**2)  # a small card still paints small pictures; OOM says so
 
     @property
     def base(self) -> Limits:

@@ -6,25 +6,27 @@ number of cutouts). So the peak is close to a straight line in pixels and cutout
 
     peak = FIXED + PER_PIXEL × pixels + PER_CUTOUT × cutouts
 
-The slopes come from `doorways bench` peaks of vqgan_imagenet_f16_16384 + ViT-B/32 in fp32
-(README, "Performance"); the other registry models are within a few percent of these sizes.
-bf16 holds most activations in half the bytes, so fp32 figures are the safe side. Torch-free:
-the bot imports this to turn the worker's reported GPU memory into its size cap.
+for vqgan_imagenet_f16_16384 + ViT-B/32 in fp32 (the other registry models are close;
+bf16 holds most activations in half the bytes, so fp32 figures are the safe side).
+Torch-free: the bot imports this to turn the worker's GPU memory into its size cap.
 """
 
 import math
 
 MIB = 2**20
 
-# Measured on the CPU (peak RSS above the loaded models, fp32) at 256², 448×304, 512² and
-# 640² with 32 cutouts and at 448×304 with 8: see the README's "Performance" section.
-PER_PIXEL = 0.0169 * MIB
-PER_CUTOUT = 40.0 * MIB
-# Weights of both models in fp32 (76 M + 151 M parameters), the CUDA context and cuDNN's
-# workspace, and what the loop holds whatever the size.
-FIXED = (908 + 600 + 250) * MIB
-# Leave this share of the card free for fragmentation and other programs' small needs.
-HEADROOM = 0.10
+# The slopes were measured here on the CPU (peak resident memory above the loaded models)
+# at 256², 448×304, 512² and 640² with 32 cutouts and at 448×304 with 8: a straight line
+# misses each point by at most 53 MiB (README, "Performance"). The per-pixel slope agrees
+# with the GPU figures nerdyrodent/VQGAN-CLIP publishes for the same models on an RTX 3090
+# (8 GB at 380×380, 10 GB at 512×512: 17 KB a pixel).
+PER_PIXEL = 0.0165 * MIB
+PER_CUTOUT = 42.0 * MIB
+# What a GPU holds beyond that: the weights (908 MiB in fp32), CUDA's context, the cuDNN and
+# cuBLAS workspaces and the caching allocator's slack. No CPU shows it, so it is set to
+# reproduce those published figures (10 GB at 512×512 with 32 cutouts) until a GPU
+# measurement here (`doorways bench` prints peak_vram_mib) replaces it.
+FIXED = 4571 * MIB
 
 CPU_AREA = 450 * 300  # on a CPU the cap is about waiting time, not memory
 
@@ -39,14 +41,15 @@ def largest_area(memory_bytes: int | None, cutn: int) -> int:
     None (a CPU) gives CPU_AREA."""
     if memory_bytes is None:
         return CPU_AREA
-    usable = memory_bytes * (1 - HEADROOM) - FIXED - PER_CUTOUT * cutn
+    usable = memory_bytes - FIXED - PER_CUTOUT * cutn
     return max(0, int(usable / PER_PIXEL))
 
 
 def largest_size(memory_bytes: int, cutn: int, aspect: tuple[int, int] = (3, 2)) -> tuple[int, int]:
-    """The largest W×H of this aspect, in whole 16-px tokens, that fits."""
-    area = largest_area(memory_bytes, cutn)
+    """The largest W×H of this aspect (width rounded down), in whole 16-px tokens, that fits."""
     a, b = aspect
-    tokens_high = math.floor(math.sqrt(area * b / a) / 16)
-    tokens_wide = math.floor(tokens_high * a / b)  # both rounded down: within the area
-    return tokens_wide * 16, tokens_high * 16
+    tokens = largest_area(memory_bytes, cutn) // 16**2
+    high = math.isqrt(tokens * b // a)
+    while (high + 1) * ((high + 1) * a // b) <= tokens:
+        high += 1
+    return high * a // b * 16, high * 16

@@ -127,6 +127,8 @@ def test_size_cap_follows_the_workers_gpu_unless_configured() -> None:
     assert 450 * 300 < eight < twenty_four
     assert memory.peak_bytes(twenty_four, 32) <= 24 * 2**30
     assert policy.limits_for([]).max_area == twenty_four
+    gpu[0] = 2 * 2**30  # the estimate fits nothing: still small pictures, not none
+    assert policy.base.max_area == 64 * 64
     fixed = Policy(Settings(max_size=(640, 480)), lambda: 24 * 2**30)
     assert fixed.base.max_area == 640 * 480
 
