@@ -218,10 +218,17 @@ def test_channels_last_keeps_the_loss_curve(tiny_vqgan: VQGAN, tiny_clip: CLIP) 
     assert worst < 1e-4
 
 
-def test_compile_keeps_the_loss_curve(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
-    """torch.compile'd networks follow the eager loss curve within 1e-3."""
+def test_compile_keeps_the_loss_curve_and_compiles_once(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """torch.compile'd networks follow the eager loss curve within 1e-3, and the next
+    picture of the same size reuses what was compiled (a worker compiles once per size)."""
+    from torch._dynamo.utils import counters
+
     reference, _ = _run(SPEED_REFERENCE, tiny_vqgan, tiny_clip)
     compiled, _ = _run(SPEED_REFERENCE.replace(compile="default"), tiny_vqgan, tiny_clip)
     worst = _largest_loss_difference(reference, compiled)
     print(f"compile: largest relative loss difference over 4 steps {worst:.2e}")
     assert worst < 1e-3
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    _run(SPEED_REFERENCE.replace(compile="default", seed=6), tiny_vqgan, tiny_clip)
+    assert counters["stats"]["unique_graphs"] == graphs
