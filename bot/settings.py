@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import TASKS_KEYS, TasksConfig, tasks_config
-from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN, MAX_SIDE
+from engine.request import COMPILE_MODES, DEFAULT_CLIP, DEFAULT_VQGAN, MAX_SIDE, PRECISIONS
 
 HARD_MAX_ITERATIONS = 6000  # no configuration runs a job longer than this
 CONFIG_ENV = "DOORWAYS_BOT_CONFIG"  # the config file when --config is not given
@@ -136,6 +136,22 @@ class Settings:
     cutn: int = field(
         default=32, metadata=_key("engine.cutn", "cutouts per step for every job (1-256)")
     )
+    precision: str = field(
+        default="auto",
+        metadata=_key(
+            "engine.precision",
+            "arithmetic for every job: auto (bf16 on GPUs that have it, else fp32), fp32, "
+            "bf16 or fp16",
+        ),
+    )
+    compile: str = field(
+        default="off",
+        metadata=_key(
+            "engine.compile",
+            "torch.compile mode for every job: off, default, reduce-overhead or max-autotune "
+            "(a minute or more of compiling per picture size, then faster steps)",
+        ),
+    )
     threads: int = field(
         default=0,
         metadata=_key("engine.threads", "torch CPU threads in the worker; 0: torch's default"),
@@ -239,6 +255,17 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    def engine_fields(self) -> dict[str, Any]:
+        """The request fields the operator decides for every job."""
+        return {
+            "vqgan": self.vqgan,
+            "clip": self.clip,
+            "cutn": self.cutn,
+            "precision": self.precision,
+            "compile": self.compile,
+            "preview_every": self.preview_every,
+        }
 
     @property
     def max_area(self) -> int | None:
@@ -428,6 +455,10 @@ def _id_or_name(value: Any) -> int | str:
 # Validation ------------------------------------------------------------------------------------
 
 
+def _one_of(choices: tuple[str, ...]) -> str:
+    return f"must be one of {', '.join(choices)}"
+
+
 def _check(where: str, ok: bool, message: str, value: Any) -> None:
     if not ok:
         raise SettingsError(f"{where}: {message}, not {value!r}")
@@ -465,6 +496,8 @@ def _validate(s: Settings) -> None:
     if s.guild is not None:
         _check("discord.guild", s.guild > 0, "must be a guild id", s.guild)
     _check("engine.cutn", 1 <= s.cutn <= 256, "must be between 1 and 256", s.cutn)
+    _check("engine.precision", s.precision in PRECISIONS, _one_of(PRECISIONS), s.precision)
+    _check("engine.compile", s.compile in COMPILE_MODES, _one_of(COMPILE_MODES), s.compile)
     _check("engine.threads", s.threads >= 0, "must be 0 or more", s.threads)
     _check("engine.vqgan", bool(s.vqgan.strip()), "must not be empty", s.vqgan)
     _check("engine.clip", bool(s.clip.strip()), "must not be empty", s.clip)

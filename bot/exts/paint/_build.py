@@ -53,16 +53,6 @@ PANORAMAS = ("off", "linear", "smooth")
 IMAGINE_DEFAULTS = Request(prompts=(Prompt("a painting"),))  # the engine's defaults
 
 
-def _engine_fields(settings: Settings) -> dict[str, object]:
-    """What the bot's operator decides for every job: models, cutouts, previews."""
-    return {
-        "vqgan": settings.vqgan,
-        "clip": settings.clip,
-        "cutn": settings.cutn,
-        "preview_every": settings.preview_every,
-    }
-
-
 def check_int(name: str, value: int | None, low: int, high: int) -> int | None:
     if value is None:
         return None
@@ -123,7 +113,7 @@ def entrance(
         seed=new_seed(seed),
         iterations=check_int("iterations", iterations, 1, HARD_MAX_ITERATIONS)
         or ENTRANCE_DEFAULTS.iterations,
-        **_engine_fields(settings),
+        **settings.engine_fields(),
     )
     try:
         style = style_text(style, DEFAULT_STYLE)
@@ -190,7 +180,7 @@ def imagine(
             mirror=chosen.mirror,
             semantic_weight=chosen.semantic_weight,
             tone_weight=chosen.tone_weight,
-            **_engine_fields(settings),
+            **settings.engine_fields(),
         )
     except ValueError as error:
         raise BadOptions(f"{error}.") from None

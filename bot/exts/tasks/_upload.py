@@ -111,21 +111,22 @@ def prepare(
     name: str, text: str, settings: Settings, limits: Limits, out_root: Path
 ) -> list[Prepared]:
     """Expand the task file and fit each image to `limits`; BadOptions lists the problems."""
-    engine = {"vqgan": settings.vqgan, "clip": settings.clip, "cutn": settings.cutn}
+    engine = settings.engine_fields()
     try:
         jobs = expand_task(
             text,
             limits=task_limits(limits),
             out_root=out_root,
             images_root=None,
-            defaults={**engine, "preview_every": settings.preview_every},
+            defaults=engine,
         )
     except TaskFileError as error:
         raise BadOptions(problems_text(name, error.problems)) from None
     prepared = []
     for job in jobs:
         request, notes = job.request, []
-        for field, value in engine.items():
+        for field in ("vqgan", "clip", "cutn"):  # the bot's, whatever a file asks
+            value = engine[field]
             if getattr(request, field) != value:
                 notes.append(
                     f"The task file's {field} ({getattr(request, field)}) is not used here: "

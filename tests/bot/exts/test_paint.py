@@ -263,6 +263,9 @@ def test_builders_check_values_again() -> None:
     preset = _build.entrance("Bodhi-Samsara", settings, PRESETS, seed=1)
     assert "the bodhi realm of enlightenment" in preset.prompts[0].text
     assert _build.imagine("a", settings, max_area=135_000, aspect="3:2").size == (450, 300)
+    fast = settings.replace(precision="bf16", compile="max-autotune")
+    request = _build.imagine("a", fast, max_area=4096)
+    assert (request.precision, request.compile) == ("bf16", "max-autotune")  # the operator's
 
 
 # Quotas and caps ----------------------------------------------------------------------------------
