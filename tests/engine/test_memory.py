@@ -1,5 +1,7 @@
 """The memory cost model: what the bot's size cap and the README's table are built on."""
 
+from pathlib import Path
+
 import pytest
 
 from engine import memory
@@ -23,3 +25,17 @@ def test_more_memory_or_fewer_cutouts_allow_bigger_pictures() -> None:
     assert memory.largest_area(12 * GIB, 64) < memory.largest_area(12 * GIB, 8)
     assert memory.largest_area(None, 32) == memory.CPU_AREA
     assert memory.largest_area(1 * GIB, 256) == 0  # too small for anything: no negative area
+
+
+def test_the_readme_table_is_what_the_model_says() -> None:
+    """README's "largest sizes" table comes from largest_size, so it stays true."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    for gib in (8, 12, 24):
+        sizes = [
+            memory.largest_size(gib * GIB, 32),
+            memory.largest_size(gib * GIB, 32, (1, 1)),
+            memory.largest_size(gib * GIB, 32, (2, 1)),
+            memory.largest_size(gib * GIB, 8),
+        ]
+        row = f"| {gib} GiB | " + " | ".join(f"{w}×{h}" for w, h in sizes) + " |"
+        assert row in readme
