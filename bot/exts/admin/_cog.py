@@ -24,6 +24,7 @@ from engine.request import MAX_SIDE
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
+    from bot.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +189,20 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
         else:
             worker = f"not running{': ' + scheduler.worker_error if scheduler.worker_error else ''}"
         models = ", ".join(health.models) or "none loaded"
-        running = scheduler.running_job_id
         lines = [
             f"**Painter:** {worker}{' · **paused**' if scheduler.paused else ''}",
             f"**Device:** {health.device or '—'} · **Models:** {models}",
-            f"**Queue:** {len(queued)} waiting"
-            + (f", job #{running} painting" if running is not None else ", nothing painting"),
+            f"**Queue:** {len(queued)} waiting, {painting_text(scheduler)}",
             "**Today:** "
             + (", ".join(f"{n} {status}" for status, n in sorted(today.items())) or "no jobs"),
         ]
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+
+def painting_text(scheduler: Scheduler) -> str:
+    """What the worker paints now: a person's job, a task folder's picture, or nothing."""
+    if scheduler.running_job_id is not None:
+        return f"job #{scheduler.running_job_id} painting"
+    if scheduler.batch_job_id is not None:  # `nightly:alice/task_x.txt#2`
+        return f"task folder picture `{scheduler.batch_job_id}` painting"
+    return "nothing painting"

@@ -91,8 +91,8 @@ def admin(fake: FakeDiscord) -> User:
     return fake.create_user("mod", roles=[fake.create_role("Admins", int(Permission.MANAGE_GUILD))])
 
 
-async def say(fake: FakeDiscord, user: User, subcommand: str) -> str:
-    handle = await fake.slash(user, fake.channel, "nightly", {}, subcommand=subcommand)
+async def say(fake: FakeDiscord, user: User, subcommand: str, group: str = "nightly") -> str:
+    handle = await fake.slash(user, fake.channel, group, {}, subcommand=subcommand)
     await handle.wait_response(timeout=3.0)
     assert handle.original is not None and handle.original.ephemeral, handle.errors
     return handle.original.content
@@ -211,3 +211,27 @@ async def test_a_restart_finishes_the_run_without_painting_again(
     assert sorted(seed_of(out / name) for name in names) == sorted(progress["seeds"])
     assert (tasks / "a.txt.done").exists() and not progress_path(tasks / "a.txt").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+async def test_admin_status_shows_the_task_folder_picture_painting(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    """While the worker paints a picture of the task folder, /admin status names it rather
+    than saying that nothing paints; once the run is stopped, nothing paints."""
+    fake = fake_discord
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "a.txt").write_text(task_text("door", iterations=6000))  # outlasts the test
+    config = TasksConfig(output_root=tmp_path / "out", folder=tasks)
+    mod = admin(fake)
+
+    async with running_bot(fake, tiny_settings(tmp_path, tasks=config)) as bot:
+        assert ", nothing painting" in await say(fake, mod, "status", group="admin")
+        assert "runs now" in await say(fake, mod, "run")
+        await until(lambda: bot.scheduler.batch_job_id, timeout=30)
+        status = await say(fake, mod, "status", group="admin")
+        assert "**Queue:** 0 waiting, task folder picture `nightly:a.txt#1` painting" in status
+        assert "nothing painting" not in status
+        await runner_of(bot).stop()  # cancels the picture; the next run goes on with it
+        await until(lambda: None if bot.scheduler.batch_job_id else True, timeout=30)
+        assert ", nothing painting" in await say(fake, mod, "status", group="admin")
