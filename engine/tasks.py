@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import load_config, parse_hhmm
-from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
+from engine.request import COMPILE_MODES, DEFAULT_CLIP, DEFAULT_VQGAN, PRECISIONS
 from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task, task_summary
 from engine.worker import (
     Cancelled,
@@ -72,14 +72,31 @@ class TasksBusy(Exception):
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How a folder is run: the CLI options and the config file's [tasks] table."""
+    """How a folder is run: the CLI options and the config file's [tasks] table, or the
+    bot's settings (bot/exts/nightly). The engine fields are defaults: a task file that sets
+    one of them (`"cutn": [64]`, `"precision": "fp32"`) keeps its own."""
 
     out_root: Path = Path("data/outputs")
     limits: TaskLimits = field(default_factory=TaskLimits)
     vqgan: str = DEFAULT_VQGAN  # for task files that name no model
     clip: str = DEFAULT_CLIP
+    cutn: int | None = None  # for task files that set none; None: the request's default
+    precision: str = "auto"  # engine.request.PRECISIONS
+    compile: str = "off"  # engine.request.COMPILE_MODES
     device: str = "auto"
     threads: int | None = None  # torch CPU threads in the worker
+
+    def request_defaults(self) -> dict[str, Any]:
+        """Request fields for what a task file does not say (expand_task's `defaults`)."""
+        defaults: dict[str, Any] = {
+            "vqgan": self.vqgan,
+            "clip": self.clip,
+            "precision": self.precision,
+            "compile": self.compile,
+        }
+        if self.cutn is not None:
+            defaults["cutn"] = self.cutn
+        return defaults
 
 
 @dataclass
@@ -435,7 +452,7 @@ def prepare(path: Path, folder: Path, settings: RunSettings, summary: Summary) -
             limits=settings.limits,
             out_root=settings.out_root,
             images_root=path.parent,
-            defaults={"vqgan": settings.vqgan, "clip": settings.clip},
+            defaults=settings.request_defaults(),
         )
         root = settings.out_root.resolve()
         out = jobs[0].folder
@@ -694,6 +711,15 @@ def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
             "--clip", default=DEFAULT_CLIP, metavar="NAME",
             help=f"CLIP for task files that name none (default: {DEFAULT_CLIP})",
         )  # fmt: skip
+        sub.add_argument(
+            "--precision", default="auto", choices=PRECISIONS,
+            help="arithmetic for task files that set none (default: auto, bf16 on GPUs that "
+            "have it, fp32 elsewhere)",
+        )  # fmt: skip
+        sub.add_argument(
+            "--compile", default="off", choices=COMPILE_MODES,
+            help="torch.compile mode for task files that set none (default: off)",
+        )  # fmt: skip
         sub.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N")
         sub.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     check = actions.add_parser("check", help="check task files and print their call strings")
@@ -716,6 +742,8 @@ def main(args: argparse.Namespace) -> int:
         limits=config.limits,
         vqgan=args.vqgan,
         clip=args.clip,
+        precision=args.precision,
+        compile=args.compile,
         device=args.device,
         threads=args.threads,
     )

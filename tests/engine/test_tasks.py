@@ -23,11 +23,13 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from engine import cli
+from engine import cli, tasks
 from engine.request import Request
 from engine.taskfile import expand_task
 from engine.tasks import (
+    FolderRun,
     RunSettings,
+    Summary,
     TaskRun,
     TasksBusy,
     claim_numbered,
@@ -205,6 +207,36 @@ def test_tasks_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "--seed 4" in out and (tmp_path / "good.txt").exists()
     assert cli.main(["tasks", "check", str(good), str(bad)]) == 2
     assert "bad.txt: cannot run:\n  - each: 99 is outside" in capsys.readouterr().out
+
+
+def test_precision_and_compile_options_reach_the_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`doorways tasks run --precision … --compile …` paints task files that set none with
+    them (default auto and off); a task file's own precision and compile win."""
+    (tmp_path / "a.txt").write_text(task_text("plain"))
+    (tmp_path / "b.txt").write_text(task_text("own", precision="fp32", compile=["default"]))
+    given: list[RunSettings] = []
+
+    async def run_folder(folder: Path, settings: RunSettings) -> Summary:
+        given.append(settings)
+        return Summary()
+
+    monkeypatch.setattr(tasks, "run_folder", run_folder)
+
+    def requests(*options: str) -> list[Request]:
+        assert cli.main(["tasks", "run", str(tmp_path), "--vqgan", "tiny", *options]) == 0
+        with FolderRun(tmp_path, given.pop()) as run:
+            jobs = [job for _ in range(2) if (job := run.next_job()) is not None]
+        return [Request.from_json(job.request_json) for job in jobs]
+
+    plain, own = requests("--precision", "fp16", "--compile", "max-autotune")
+    assert (plain.precision, plain.compile, plain.vqgan) == ("fp16", "max-autotune", "tiny")
+    assert (own.precision, own.compile) == ("fp32", "default")
+    plain, _ = requests()
+    assert (plain.precision, plain.compile) == ("auto", "off")
+    assert cli.main(["tasks", "run", str(tmp_path), "--precision", "fp64"]) == 2
+    assert "invalid choice: 'fp64'" in capsys.readouterr().err
 
 
 # --- real runs ------------------------------------------------------------------------------

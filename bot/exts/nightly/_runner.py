@@ -39,6 +39,15 @@ def now() -> dt.datetime:
     return dt.datetime.now()
 
 
+def run_settings(settings: Settings) -> RunSettings:
+    """How the bot runs the folder: `tasks.output_root` and limits, and the operator's engine
+    settings (`engine.vqgan`, `clip`, `cutn`, `precision`, `compile`) for what a task file
+    does not set. Previews are left out: nobody watches a task folder's pictures paint."""
+    engine = settings.engine_fields()
+    del engine["preview_every"]
+    return RunSettings(out_root=settings.tasks.output_root, limits=settings.tasks.limits, **engine)
+
+
 @dataclass(frozen=True)
 class Finished:
     """The end of the last run: its summary (None if it could not start) and why not."""
@@ -57,7 +66,7 @@ class FolderRunner:
         The bot's scheduler: the run takes its turns with people's jobs.
     settings:
         `tasks.folder`, `tasks.run_at` (None: only on demand), the output root and limits,
-        and the bot's models for task files that name none.
+        and the bot's engine settings for task files that set none (`run_settings`).
     """
 
     def __init__(self, scheduler: Scheduler, settings: Settings) -> None:
@@ -65,12 +74,7 @@ class FolderRunner:
         self.scheduler = scheduler
         self.folder: Path = settings.tasks.folder
         self.at = settings.tasks.run_at
-        self.run_settings = RunSettings(
-            out_root=settings.tasks.output_root,
-            limits=settings.tasks.limits,
-            vqgan=settings.vqgan,
-            clip=settings.clip,
-        )
+        self.run_settings = run_settings(settings)
         self.current: FolderRun | None = None  # the run in progress, once its folder is read
         self.busy = False  # a run is starting or under way
         self.last: Finished | None = None

@@ -22,11 +22,11 @@ import pytest
 from PIL import Image
 
 from bot.bot import DoorwaysBot
-from bot.exts.nightly._runner import FolderRunner
+from bot.exts.nightly._runner import FolderRunner, run_settings
 from bot.fakediscord import FakeDiscord, Permission, User
 from engine.config import TasksConfig
 from engine.request import Request
-from engine.tasks import progress_path
+from engine.tasks import FolderRun, progress_path
 from engine.worker import Job
 from tests.bot.running import command, result_of, running_bot, tiny_settings
 
@@ -235,3 +235,27 @@ async def test_admin_status_shows_the_task_folder_picture_painting(
         await runner_of(bot).stop()  # cancels the picture; the next run goes on with it
         await until(lambda: None if bot.scheduler.batch_job_id else True, timeout=30)
         assert ", nothing painting" in await say(fake, mod, "status", group="admin")
+
+
+def test_nightly_requests_carry_the_bots_engine_settings(tmp_path: Path) -> None:
+    """The folder's pictures are painted with the operator's engine.precision, engine.compile,
+    engine.cutn and models where a task file sets none; what a task file sets, it keeps.
+    Previews (progress.preview_every) are for people's jobs only."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    plain = json.loads(task_text("plain"))
+    del plain["cutn"]
+    (tasks / "a.txt").write_text(json.dumps(plain))
+    own = {"cutn": [4], "precision": ["fp32"], "compile": ["max-autotune"]}
+    (tasks / "b.txt").write_text(task_text("own", **own))
+    config = TasksConfig(output_root=tmp_path / "out", folder=tasks)
+    settings = tiny_settings(
+        tmp_path, tasks=config, cutn=3, precision="bf16", compile="reduce-overhead"
+    )
+
+    with FolderRun(tasks, run_settings(settings)) as run:
+        jobs = [job for _ in range(2) if (job := run.next_job()) is not None]
+    first, second = (Request.from_json(job.request_json) for job in jobs)
+    assert (first.precision, first.compile, first.cutn) == ("bf16", "reduce-overhead", 3)
+    assert (first.vqgan, first.clip, first.preview_every) == ("tiny", "tiny", 0)
+    assert (second.precision, second.compile, second.cutn) == ("fp32", "max-autotune", 4)
