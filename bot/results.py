@@ -15,6 +15,7 @@ import discord
 
 from bot import messages, rules, views
 from bot.progress import MessageGone, ProgressPublisher, Update
+from bot.scheduler import TASK_KIND
 from bot.store import Job, Store
 from engine.worker import Progress
 
@@ -162,8 +163,19 @@ class DiscordReporter:
         elif len(png) > limit:
             content += "\n-# " + messages.too_large_note(len(png), limit)
         else:
-            files.insert(0, discord.File(io.BytesIO(png), filename=f"doorways-{job.id}.png"))
+            files.insert(0, discord.File(io.BytesIO(png), filename=png_name(job)))
         return content, files
+
+
+def png_name(job: Job) -> str:
+    """The posted PNG's name: a /task picture's saved name (`<out_file>_N.png`), so that
+    what people download matches their task folder; `doorways-<id>.png` for other jobs, and
+    for a /task picture left under its hidden temporary name (it could not be named)."""
+    if job.kind == TASK_KIND and job.output_path is not None:
+        saved = Path(job.output_path).name
+        if not saved.startswith("."):
+            return saved
+    return f"doorways-{job.id}.png"
 
 
 async def _read(path: str | None) -> bytes | None:

@@ -1,0 +1,77 @@
+"""Posting results: the reporter against a FakeDiscord and a real store (no worker): the
+posted PNG is named as the bot saved it where that name means something to people."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import discord
+import pytest
+from discord.ext import commands
+
+from bot.fakediscord import FakeDiscord, Message
+from bot.results import DiscordReporter
+from bot.scheduler import TASK_KIND
+from bot.store import NewJob, Store
+from engine.prompts import Prompt
+from engine.request import Request
+
+StartBot = Callable[[commands.Bot], Awaitable[commands.Bot]]  # the start_bot fixture
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "jobs.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def post_done(
+    fake: FakeDiscord, client: commands.Bot, store: Store, kind: str, png: Path
+) -> Message:
+    """Queue, finish (its picture at `png`) and deliver one job; the message posted."""
+    request = Request(prompts=(Prompt("a lighthouse"),), size=(64, 64), iterations=2, seed=1)
+    channel = fake.channel
+    await store.add(NewJob(kind, fake.owner.id, channel.guild_id, channel.id, request))
+    claimed = await store.claim_next()
+    assert claimed is not None
+    job = await store.finish(
+        claimed.id, output_path=str(png), seed=1, call_string="doorways generate 'a lighthouse'",
+        load_s=0.1, first_step_s=0.1, total_s=1.0,
+    )  # fmt: skip
+    assert job is not None
+    reporter = DiscordReporter(client, store)
+    try:
+        await reporter.deliver(job)
+    finally:
+        await reporter.close()
+    return fake.messages(channel)[-1]
+
+
+async def test_a_task_picture_is_posted_under_its_saved_name(
+    fake_discord: FakeDiscord, start_bot: StartBot, store: Store, tmp_path: Path
+) -> None:
+    """A /task picture is posted as the file kept in the person's task folder
+    (`lighthouse_3.png`), so the download matches the folder; other jobs as
+    `doorways-<id>.png`, and so is a /task picture that kept its hidden temporary name."""
+    client = await start_bot(
+        commands.Bot(
+            command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
+        )
+    )
+    folder = tmp_path / "tasks" / "42" / "output"
+    folder.mkdir(parents=True)
+    saved, hidden = folder / "lighthouse_3.png", folder / ".lighthouse.job-9.partial.png"
+    other = tmp_path / "job-2.png"
+    for path in (saved, hidden, other):
+        path.write_bytes(b"\x89PNG " + path.name.encode())
+
+    cases = [(TASK_KIND, saved, "lighthouse_3.png"), ("imagine", other, "doorways-{id}.png"),
+             (TASK_KIND, hidden, "doorways-{id}.png")]  # fmt: skip
+    for kind, png, expected in cases:
+        message = await post_done(fake_discord, client, store, kind, png)
+        job_id = max(job.id for job in await store.jobs())
+        [attachment] = message.attachments
+        assert attachment.filename == expected.format(id=job_id), kind
+        assert attachment.data == png.read_bytes()
