@@ -27,6 +27,10 @@ TINY_NOTE = (
     "note: tiny models are untrained stand-ins (for tests and offline smoke runs): "
     "the picture will look like noise. Real models: `doorways models download NAME`."
 )
+COMPILE_NOTE = (
+    "note: --compile: the first iteration compiles the decoder and CLIP for this size, "
+    "which takes a minute or more; the rest are faster."
+)
 
 
 def build_parser() -> RequestParser:
@@ -212,6 +216,8 @@ def _generate(request: Request) -> int:
     clip = models.load_clip(request.clip, device)
     if "tiny" in (request.vqgan, request.clip):
         print(TINY_NOTE, file=sys.stderr)
+    if request.compile != "off":
+        print(COMPILE_NOTE, file=sys.stderr)
     output = Path(request.output).expanduser()
     preview_path = output.with_name(f"{output.stem}.preview.png")
     bar = tqdm(total=request.iterations, unit="it", file=sys.stderr, dynamic_ncols=True)
