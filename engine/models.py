@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine import _clip_compat
 from engine._taming_compat import ensure_taming_importable, use_fused_swish
 from engine.registry import (
     ModelError,
@@ -42,7 +43,8 @@ SEED = 0  # weights of `tiny` and `random:NAME` models
 
 # The VQGAN classes we can adapt; their training loss is never built (see DESIGN.md).
 VQGAN_CLASSES = ("taming.models.vqgan.VQModel", "taming.models.vqgan.GumbelVQ")
-DUMMY_LOSS = {"target": "taming.modules.losses.vqperceptual.DummyLoss"}
+# Inference needs no loss; taming's DummyLoss module would import lpips and torchvision.
+DUMMY_LOSS = {"target": "torch.nn.Identity"}
 
 TINY_VQGAN: dict[str, Any] = {
     "target": "taming.models.vqgan.VQModel",
@@ -160,11 +162,9 @@ class CLIP:
 
     def encode_text(self, texts: Sequence[str]) -> Tensor:
         """Prompts -> unit-norm float32 (P, D); over-long prompts are truncated."""
-        import clip
-
         model: Any = self.model
         device = model.positional_embedding.device
-        tokens = clip.tokenize(list(texts), context_length=model.context_length, truncate=True)
+        tokens = _clip_compat.tokenize(texts, model.context_length)
         features = model.encode_text(tokens.to(device)).float()
         return F.normalize(features, dim=-1)
 
@@ -329,9 +329,8 @@ def ensure_tiny_vqgan() -> Path:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Hide openai-clip's pkg_resources notice and TorchScript's deprecation/tracer chatter."""
+    """Hide TorchScript's deprecation and tracer chatter."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         yield
@@ -340,16 +339,14 @@ def _quiet() -> Iterator[None]:
 def _read_clip(path: Path) -> torch.nn.Module:
     """A clip.model.CLIP from a TorchScript archive (OpenAI's format) or a state dict."""
     with _quiet():
-        import clip
-
         try:
-            return clip.load(str(path), device="cpu", jit=False)[0]
-        except Exception as exc:  # clip.load reads only TorchScript: EOFError for a state dict
+            return _clip_compat.read_model(path)
+        except Exception as exc:  # not a TorchScript archive: a state dict, perhaps
             archive_error = exc
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state)
-            return clip.model.build_model(dict(state))
+            return _clip_compat.model_module().build_model(dict(state))
         except Exception as exc:
             raise ModelError(
                 f"could not load CLIP weights from {path}: as TorchScript: {archive_error!r}; "
@@ -364,10 +361,7 @@ def _clip_adapter(module: torch.nn.Module, name: str, device: torch.device) -> C
 
 def build_clip(params: dict[str, Any]) -> torch.nn.Module:
     """An untrained clip.model.CLIP from its constructor arguments."""
-    with _quiet():
-        from clip.model import CLIP as ClipModel
-
-    return ClipModel(**params)
+    return _clip_compat.model_module().CLIP(**params)
 
 
 def load_clip(name_or_path: str, device: torch.device) -> CLIP:
@@ -393,15 +387,13 @@ def ensure_tiny_clip() -> Path:
     if path.is_file():
         return path
     with _quiet():
-        import clip
-
         with _seeded():
             model = build_clip(TINY_CLIP).eval()
         # OpenAI ships fp16 weights and build_model() casts to fp16 on load: round now so
         # that the file reads back exactly.
-        clip.model.convert_weights(model)
+        _clip_compat.model_module().convert_weights(model)
         model.float()
-        example = (torch.zeros(1, 3, 224, 224), clip.tokenize(["a doorway"]))
+        example = (torch.zeros(1, 3, 224, 224), _clip_compat.tokenize(["a doorway"], 77))
         traced = torch.jit.trace(model, example, check_trace=False)
         _write_atomic(path, lambda buf: torch.jit.save(traced, buf))
     return path

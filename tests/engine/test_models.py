@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 
-from engine import models, registry
+from engine import _clip_compat, models, registry
 from engine.models import CLIP, VQGAN, load_clip, load_vqgan
 from engine.registry import ModelError, ModelMissing
 from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
@@ -716,3 +716,42 @@ def test_fused_swish_matches_taming(tiny_vqgan: VQGAN) -> None:
     reference_image, reference_grad = decode_with(lambda x: x * torch.sigmoid(x))
     assert (image - reference_image).abs().max() < 1e-5
     assert torch.allclose(grad, reference_grad, rtol=1e-4, atol=1e-7)
+
+
+LEAN_LOADS = """
+import sys
+import torch
+from engine.models import load_clip, load_vqgan
+
+load_vqgan("tiny", torch.device("cpu"))
+load_clip("tiny", torch.device("cpu")).encode_text(["a door"])
+unused = ("torchvision", "pkg_resources", "lpips", "pytorch_lightning")
+heavy = [name for name in unused if name in sys.modules]
+assert not heavy, heavy
+print("ok")
+"""
+
+
+def test_loading_the_models_imports_no_torchvision(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """A worker's models load without torchvision, pkg_resources, lpips or Lightning (about
+    2 s of imports per process that inference never uses)."""
+    result = subprocess.run(
+        [sys.executable, "-c", LEAN_LOADS],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [["a doorway"], ["entrance to heaven", "entrance to hell by James Gurney"], ["word " * 100]],
+)
+def test_tokenize_is_openai_clips(texts: list[str]) -> None:
+    """The tokenizer gives openai-clip's ids, over-long prompts truncated the same way."""
+    import clip
+
+    expected = clip.tokenize(texts, context_length=77, truncate=True)
+    assert torch.equal(_clip_compat.tokenize(texts, 77), expected)
