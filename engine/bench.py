@@ -10,6 +10,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,6 +24,10 @@ from engine.request import Request
 def peak_ram_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cuda_mib(counter: Callable[[torch.device], int], device: torch.device) -> float | None:
+    return round(counter(device) / 2**20, 1) if device.type == "cuda" else None
 
 
 def bench(request: Request, warmup: int) -> dict[str, Any]:
@@ -58,11 +63,9 @@ def bench(request: Request, warmup: int) -> dict[str, Any]:
         "warmup": min(warmup, len(times)),
         "load_s": round(load_seconds, 2),
         "peak_ram_mib": round(peak_ram_mib(), 1),
-        "peak_vram_mib": (
-            round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-            if device.type == "cuda"
-            else None
-        ),
+        "peak_vram_mib": _cuda_mib(torch.cuda.max_memory_allocated, device),
+        # what the caching allocator held at most: nearer to what the card must have free
+        "peak_vram_reserved_mib": _cuda_mib(torch.cuda.max_memory_reserved, device),
         "precision": resolve_precision(request.precision, device),
         "compile": request.compile,
         "device": str(device),

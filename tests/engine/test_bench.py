@@ -17,7 +17,8 @@ def test_bench_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
                 "clip", "iterations"):  # fmt: skip
         assert key in result
     assert result["s_per_it"] > 0 and result["peak_ram_mib"] > 0
-    assert result["peak_vram_mib"] is None and result["device"] == "cpu"
+    assert result["peak_vram_mib"] is None and result["peak_vram_reserved_mib"] is None
+    assert result["device"] == "cpu"
     assert (result["size"], result["cutn"], result["iterations"]) == ([64, 64], 2, 2)
     assert (result["precision"], result["compile"]) == ("fp32", "off")  # auto on a CPU
     assert "s_per_it" in err  # the table for people
