@@ -33,9 +33,12 @@ class SettingsError(ValueError):
     """A setting is missing, unknown or has a bad value; the message names the key."""
 
 
-def _key(name: str, help: str, env: str | None = None, flag: str | None = None) -> Any:
-    """Field metadata: the TOML key, its help line, and the variable / flag that override it."""
-    return {"key": name, "help": help, "env": env, "flag": flag}
+def _key(
+    name: str, help: str, env: str | None = None, flag: str | None = None, unset: str = "-"
+) -> Any:
+    """Field metadata: the TOML key, its help line, the variable / flag that override it,
+    and how --help shows a default of None."""
+    return {"key": name, "help": help, "env": env, "flag": flag, "unset": unset}
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class Settings:
             "[W, H]: the largest picture area (W×H pixels, any aspect); bigger requests are "
             'scaled down. Unset or "auto": the largest that fits the worker\'s GPU memory '
             "(450×300 on a CPU)",
+            unset='"auto"',
         ),
     )
     max_prompt_length: int = field(
@@ -324,7 +328,7 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
         elif isinstance(default, bool):
             shown = str(default).lower()
         elif default is None:
-            shown = "-"
+            shown = f.metadata["unset"]
         elif isinstance(default, str | Path):
             shown = f'"{default}"'
         else:
