@@ -34,6 +34,8 @@ def test_max_size_auto_follows_the_gpu(tmp_path: Path) -> None:
     assert auto.max_size is None and auto.max_area is None
     fixed = load_settings(write(tmp_path, "[limits]\nmax_size = [640, 480]\n"), {})
     assert fixed.max_area == 640 * 480
+    shown = {key: default for key, default, _, _ in describe_settings()}
+    assert shown["limits.max_size"] == '"auto"'  # --help's default column
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:
