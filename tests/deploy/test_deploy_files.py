@@ -31,6 +31,7 @@ DEPLOY = REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 BOT_UNIT = DEPLOY / "doorways-bot.service"
+TASKS_UNIT = DEPLOY / "doorways-tasks.service"
 DOWNLOAD = DEPLOY / "download-models.sh"
 UNITS = sorted([*DEPLOY.glob("*.service"), *DEPLOY.glob("*.timer")])
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
@@ -532,7 +533,7 @@ def test_the_bot_and_the_nightly_run_share_one_config_file() -> None:
     """Both units name the same settings file: the bot reads all of it, the task runner its
     [tasks] table (limits and output root)."""
     bot = shlex.split(one(parse_unit(BOT_UNIT), "Service", "ExecStart"))
-    tasks = shlex.split(one(parse_unit(DEPLOY / "doorways-tasks.service"), "Service", "ExecStart"))
+    tasks = shlex.split(one(parse_unit(TASKS_UNIT), "Service", "ExecStart"))
     assert tasks[1:3] == ["tasks", "run"]
     assert bot[bot.index("--config") + 1] == tasks[tasks.index("--config") + 1]
 
@@ -554,8 +555,10 @@ def test_bot_unit(dockerfile: list[Instruction]) -> None:
     assert one(unit, "Service", "ProtectSystem") == "strict"
     # With the file system read-only, the defaults the bot and engine write to must be
     # among the writable paths: the database, the outputs and the models (checkout's data/).
-    writable = [
-        PurePosixPath(p) for v in values(unit, "Service", "ReadWritePaths") for p in v.split()
+    writable = [  # `-`: ignored if missing
+        PurePosixPath(p.lstrip("-"))
+        for v in values(unit, "Service", "ReadWritePaths")
+        for p in v.split()
     ]
     for settings in bot_settings():
         for path in (
@@ -564,6 +567,11 @@ def test_bot_unit(dockerfile: list[Instruction]) -> None:
             workdir / "data" / "models",
         ):
             assert any(within(path, w) for w in writable), f"{path} is not writable"
+    # The timer's task folder, so that tasks.folder can be the same one.
+    timer_folder = PurePosixPath(
+        shlex.split(one(parse_unit(TASKS_UNIT), "Service", "ExecStart"))[3]
+    )
+    assert any(within(timer_folder, w) for w in writable), f"{timer_folder} is not writable"
     # The code itself is not writable.
     assert not any(within(workdir / ".venv", w) for w in writable)
     assert "multi-user.target" in values(unit, "Install", "WantedBy")
