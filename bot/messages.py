@@ -92,22 +92,23 @@ def finished_status_text(job: Job) -> str:
     return _with_notes([headline(job), line], job)
 
 
-def result_text(job: Job, call_inline: bool, intro: str | None = None) -> str:
-    """The result post: mention, job id, notes, and the call string when it fits inline."""
+def result_text(job: Job, call_file: str | None = None, intro: str | None = None) -> str:
+    """The result post: mention, job id, notes, and the call string inline, or a word on
+    the file `call_file` that carries it when it is too long."""
     if intro is None:
         intro = f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."
     lines = [intro]
     lines += [f"-# {note}" for note in job.note_lines]
-    if call_inline:
+    if call_file is None:
         lines.append(f"```sh\n{job.call_string}\n```")
     else:
-        lines.append(f"The command that reproduces it is attached (job-{job.id}.txt).")
+        lines.append(f"The command that reproduces it is attached ({call_file}).")
     return "\n".join(lines)
 
 
 def result_fits_inline(job: Job) -> bool:
     """Whether the call string fits in the result message (else it goes in a .txt)."""
-    return len(result_text(job, call_inline=True)) <= MESSAGE_LIMIT - 100
+    return len(result_text(job)) <= MESSAGE_LIMIT - 100
 
 
 def failure_text(job: Job) -> str:

@@ -150,12 +150,11 @@ class DiscordReporter:
     async def _painting(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
         """A finished job's text (notes, call string) and files (PNG, long call string)."""
         inline = messages.result_fits_inline(job)
-        content = messages.result_text(job, call_inline=inline, intro=intro)
+        call_file = None if inline else attachment_name(job, f"job-{job.id}.txt")
+        content = messages.result_text(job, call_file, intro=intro)
         files: list[discord.File] = []
-        if not inline:
-            files.append(
-                discord.File(io.BytesIO(job.call_string.encode()), filename=f"job-{job.id}.txt")
-            )
+        if call_file is not None:
+            files.append(discord.File(io.BytesIO(job.call_string.encode()), filename=call_file))
         png = await _read(job.output_path)
         limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
         if png is None:
@@ -163,19 +162,25 @@ class DiscordReporter:
         elif len(png) > limit:
             content += "\n-# " + messages.too_large_note(len(png), limit)
         else:
-            files.insert(0, discord.File(io.BytesIO(png), filename=png_name(job)))
+            files.insert(
+                0,
+                discord.File(
+                    io.BytesIO(png), filename=attachment_name(job, f"doorways-{job.id}.png")
+                ),
+            )
         return content, files
 
 
-def png_name(job: Job) -> str:
-    """The posted PNG's name: a /task picture's saved name (`<out_file>_N.png`), so that
-    what people download matches their task folder; `doorways-<id>.png` for other jobs, and
-    for a /task picture left under its hidden temporary name (it could not be named)."""
+def attachment_name(job: Job, default: str) -> str:
+    """A posted file's name: for a /task picture its saved name (`<out_file>_N`) with the
+    default's suffix, so that what people download matches their task folder; `default`
+    for other jobs, and for a /task picture left under its hidden temporary name (it could
+    not be named)."""
     if job.kind == TASK_KIND and job.output_path is not None:
-        saved = Path(job.output_path).name
-        if not saved.startswith("."):
-            return saved
-    return f"doorways-{job.id}.png"
+        saved = Path(job.output_path)
+        if not saved.name.startswith("."):
+            return saved.stem + Path(default).suffix
+    return default
 
 
 async def _read(path: str | None) -> bytes | None:

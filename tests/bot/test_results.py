@@ -28,7 +28,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def post_done(
-    fake: FakeDiscord, client: commands.Bot, store: Store, kind: str, png: Path
+    fake: FakeDiscord,
+    client: commands.Bot,
+    store: Store,
+    kind: str,
+    png: Path,
+    call_string: str = "doorways generate 'a lighthouse'",
 ) -> Message:
     """Queue, finish (its picture at `png`) and deliver one job; the message posted."""
     request = Request(prompts=(Prompt("a lighthouse"),), size=(64, 64), iterations=2, seed=1)
@@ -37,7 +42,7 @@ async def post_done(
     claimed = await store.claim_next()
     assert claimed is not None
     job = await store.finish(
-        claimed.id, output_path=str(png), seed=1, call_string="doorways generate 'a lighthouse'",
+        claimed.id, output_path=str(png), seed=1, call_string=call_string,
         load_s=0.1, first_step_s=0.1, total_s=1.0,
     )  # fmt: skip
     assert job is not None
@@ -75,3 +80,26 @@ async def test_a_task_picture_is_posted_under_its_saved_name(
         [attachment] = message.attachments
         assert attachment.filename == expected.format(id=job_id), kind
         assert attachment.data == png.read_bytes()
+
+
+async def test_a_long_call_string_of_a_task_picture_is_named_like_it(
+    fake_discord: FakeDiscord, start_bot: StartBot, store: Store, tmp_path: Path
+) -> None:
+    """A call string too long for the message is attached under the picture's saved name
+    (`lighthouse_3.txt`, as the folder's .txt beside the PNG); other jobs' as job-<id>.txt."""
+    client = await start_bot(
+        commands.Bot(
+            command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
+        )
+    )
+    saved, other = tmp_path / "lighthouse_3.png", tmp_path / "job-2.png"
+    for path in (saved, other):
+        path.write_bytes(b"\x89PNG")
+    long_call = "doorways generate '" + "a lighthouse, " * 200 + "'"
+    for kind, png, expected in [(TASK_KIND, saved, "lighthouse_3.txt"), ("imagine", other, "")]:
+        message = await post_done(fake_discord, client, store, kind, png, long_call)
+        job_id = max(job.id for job in await store.jobs())
+        expected = expected or f"job-{job_id}.txt"
+        [text] = [a for a in message.attachments if a.filename.endswith(".txt")]
+        assert text.filename == expected and text.data.decode() == long_call
+        assert f"attached ({expected})" in message.content
