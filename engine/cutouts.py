@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine import deterministic
 from engine.losses import gaussian_blur
 
 
@@ -166,9 +167,7 @@ def render_cutouts(image: Tensor, cutouts: Cutouts, augs: Augmentations, size: i
     grid_x = (2 * x + s * (1 + crop_x)) / width - 1
     grid_y = (2 * y + s * (1 + crop_y)) / height - 1
     grid = torch.stack([grid_x, grid_y], dim=-1).view(1, k * n, n, 2)
-    out = F.grid_sample(
-        image, grid, mode="bilinear", padding_mode="reflection", align_corners=False
-    )
+    out = deterministic.grid_sample(image, grid)
     out = out.view(3, k, n, n).transpose(0, 1)  # (K, 3, n, n)
     if supersample > 1:
         out = F.avg_pool2d(out, supersample)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from engine import losses
+from engine import deterministic, losses
 from engine.cutouts import render_cutouts, sample_augmentations, sample_cutouts
 from engine.models import CLIP, VQGAN
 from engine.request import Request
@@ -211,52 +211,53 @@ def generate(
         torch.backends.cudnn.benchmark = True
     autocast = _autocast(resolve_precision(request.precision, device), device)
     decode, encode_image = _networks(request, vqgan, clip)
-    for iteration in range(1, request.iterations + 1):
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            decoded = decode(quantize(z, vqgan.codebook)).float()
-        image = _ClampWithGrad.apply(decoded, 0.0, 1.0)
-        cuts = sample_cutouts(
-            width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
-        )
-        augs = sample_augmentations(cuts, request.augments, clip.input_size, generator)
-        with autocast:
-            embeds = encode_image(render_cutouts(image, cuts, augs, clip.input_size))
-        embeds = embeds.float()
-        placement = _placement(targets, cuts.centres_x, request.panorama)
-        cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
-        terms = {
-            "prompt": losses.prompt_loss(
-                embeds, targets.embeds, targets.weights, placement, cut_weights
+    with deterministic.kernels(request.kernels):
+        for iteration in range(1, request.iterations + 1):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                decoded = decode(quantize(z, vqgan.codebook)).float()
+            image = _ClampWithGrad.apply(decoded, 0.0, 1.0)
+            cuts = sample_cutouts(
+                width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
             )
-        }
-        if request.semantic_weight > 0:
-            mixed = losses.mixed_targets(targets.embeds, targets.weights, placement)
-            semantic = losses.semantic_symmetry_loss(embeds, mixed, cuts.pairs)
-            terms["semantic"] = request.semantic_weight * semantic
-        if request.tone_weight > 0:
-            tone = losses.tone_symmetry_loss(image, request.symmetry_blur)
-            terms["tone"] = request.tone_weight * tone
-        if request.sobel_weight > 0:
-            sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
-            terms["sobel"] = request.sobel_weight * sobel
-        if z_init is not None:
-            terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
-        total = sum(terms.values())
-        assert isinstance(total, Tensor)
-        total.backward()
-        optimizer.step()
-        with torch.no_grad():
-            z.copy_(torch.maximum(torch.minimum(z, z_max[:, None, None]), z_min[:, None, None]))
+            augs = sample_augmentations(cuts, request.augments, clip.input_size, generator)
+            with autocast:
+                embeds = encode_image(render_cutouts(image, cuts, augs, clip.input_size))
+            embeds = embeds.float()
+            placement = _placement(targets, cuts.centres_x, request.panorama)
+            cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
+            terms = {
+                "prompt": losses.prompt_loss(
+                    embeds, targets.embeds, targets.weights, placement, cut_weights
+                )
+            }
+            if request.semantic_weight > 0:
+                mixed = losses.mixed_targets(targets.embeds, targets.weights, placement)
+                semantic = losses.semantic_symmetry_loss(embeds, mixed, cuts.pairs)
+                terms["semantic"] = request.semantic_weight * semantic
+            if request.tone_weight > 0:
+                tone = losses.tone_symmetry_loss(image, request.symmetry_blur)
+                terms["tone"] = request.tone_weight * tone
+            if request.sobel_weight > 0:
+                sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
+                terms["sobel"] = request.sobel_weight * sobel
+            if z_init is not None:
+                terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
+            total = sum(terms.values())
+            assert isinstance(total, Tensor)
+            total.backward()
+            optimizer.step()
+            with torch.no_grad():
+                z.copy_(torch.maximum(torch.minimum(z, z_max[:, None, None]), z_min[:, None, None]))
 
-        preview = None
-        if request.preview_every and iteration % request.preview_every == 0:
-            preview = image.detach()[0].cpu()
-        terms["total"] = total
-        yield Progress(
-            iteration, request.iterations, {k: v.detach() for k, v in terms.items()}, preview
-        )
+            preview = None
+            if request.preview_every and iteration % request.preview_every == 0:
+                preview = image.detach()[0].cpu()
+            terms["total"] = total
+            yield Progress(
+                iteration, request.iterations, {k: v.detach() for k, v in terms.items()}, preview
+            )
 
-    with torch.no_grad(), autocast:
-        final = vqgan.decode(quantize(z, vqgan.codebook)).float().clamp(0, 1)[0].cpu()
+        with torch.no_grad(), autocast:
+            final = vqgan.decode(quantize(z, vqgan.codebook)).float().clamp(0, 1)[0].cpu()
     yield Finished(final, request, time.perf_counter() - started)

@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.deterministic import reflect_pad
+
 
 def spherical_distance(a: Tensor, b: Tensor) -> Tensor:
     """Squared great-circle distance of unit vectors, 2·asin(|a-b|/2)²; (…, D) → (…)."""
@@ -79,7 +81,7 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     kernel = torch.exp(-(xs**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     c = image.shape[1]
-    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
+    padded = reflect_pad(image, radius)
     out = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
@@ -94,7 +96,7 @@ def sobel_magnitude(grey: Tensor) -> Tensor:
     """(B, 1, H, W) → edge magnitude from 3×3 Sobel kernels (reflected edges)."""
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=grey.device, dtype=grey.dtype)
     kernels = torch.stack([kx, kx.T])[:, None]  # (2, 1, 3, 3)
-    grads = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="reflect"), kernels)
+    grads = F.conv2d(reflect_pad(grey, 1), kernels)
     return (grads.pow(2).sum(dim=1, keepdim=True) + 1e-8).sqrt()
 
 

@@ -24,6 +24,7 @@ OPTIMIZERS = ("adam", "adamw", "adagrad")
 PANORAMAS = ("off", "linear", "smooth")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+KERNELS = ("fast", "deterministic")  # engine/deterministic.py
 MAX_SIDE = 4096
 MAX_ITERATIONS = 100_000
 MAX_SEED = 2**63 - 1
@@ -193,6 +194,15 @@ class Request:
             "torch.compile the decoder and CLIP with this mode: faster iterations after a "
             "compilation of a minute or more per picture size",
             choices=COMPILE_MODES,
+        ),
+    )
+    kernels: str = field(
+        default="fast",
+        metadata=_option(
+            "--kernels",
+            "fast, or deterministic: the same pixels every run on the same GPU and software "
+            "(slower; a CPU is deterministic either way)",
+            choices=KERNELS,
         ),
     )
     preview_every: int = field(
@@ -397,6 +407,7 @@ def _validate(r: Request) -> None:
     _check_device(r.device)
     _check_choice("precision", r.precision, PRECISIONS)
     _check_choice("compile mode", r.compile, COMPILE_MODES)
+    _check_choice("kernels", r.kernels, KERNELS)
     _check_range("preview every", r.preview_every, 0, MAX_ITERATIONS, int)
     if not r.output:
         raise ValueError("output path must not be empty")

@@ -12,6 +12,7 @@ from engine.prompts import Prompt
 from engine.request import (
     AUGMENTS,
     COMPILE_MODES,
+    KERNELS,
     OPTIMIZERS,
     PANORAMAS,
     PRECISIONS,
@@ -144,6 +145,7 @@ def requests(draw: st.DrawFn) -> Request:
         device=draw(st.sampled_from(["auto", "cpu", "cuda", "cuda:1"])),
         precision=draw(st.sampled_from(PRECISIONS)),
         compile=draw(st.sampled_from(COMPILE_MODES)),
+        kernels=draw(st.sampled_from(KERNELS)),
         preview_every=draw(st.integers(0, 100)),
         output=draw(st.sampled_from(["output.png", "out dir/naïve 'x'.png"])),
     )
