@@ -31,12 +31,20 @@ def _cuda_mib(counter: Callable[[torch.device], int], device: torch.device) -> f
 
 
 def bench(request: Request, warmup: int) -> dict[str, Any]:
-    """Run `request` and return the measurements as one flat dict."""
+    """Load the request's models, run it and return the measurements as one flat dict."""
     device = models.resolve_device(request.device)
     started = time.perf_counter()
     vqgan = models.load_vqgan(request.vqgan, device)
     clip = models.load_clip(request.clip, device)
     load_seconds = time.perf_counter() - started
+    return {**measure(request, vqgan, clip, warmup), "load_s": round(load_seconds, 2)}
+
+
+def measure(
+    request: Request, vqgan: models.VQGAN, clip: models.CLIP, warmup: int
+) -> dict[str, Any]:
+    """Run `request` on loaded models; seconds per iteration and peak memory of this run."""
+    device = vqgan.codebook.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -61,7 +69,6 @@ def bench(request: Request, warmup: int) -> dict[str, Any]:
         "s_per_it_min": round(min(timed), 4),
         "iterations": len(timed),
         "warmup": min(warmup, len(times)),
-        "load_s": round(load_seconds, 2),
         "peak_ram_mib": round(peak_ram_mib(), 1),
         "peak_vram_mib": _cuda_mib(torch.cuda.max_memory_allocated, device),
         # what the caching allocator held at most: nearer to what the card must have free

@@ -89,6 +89,17 @@ def build_parser() -> RequestParser:
     bench.add_argument("--precision", default="auto", choices=PRECISIONS)
     bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
 
+    gpu_report = commands.add_parser(
+        "gpu-report", help="test and measure Doorways on this machine's GPU (Markdown report)",
+        description="On a CUDA GPU: run the GPU tests (from a checkout), measure speed and peak "
+        "VRAM of the full-size models at several sizes in fp32, bf16 and with --compile, check "
+        "that the same request repeats, and print it all as Markdown. Without CUDA: print the "
+        "plan.",
+    )  # fmt: skip
+    from engine.gpu_report import add_arguments as add_gpu_report_arguments
+
+    add_gpu_report_arguments(gpu_report)
+
     params = commands.add_parser("params", help="print the call string of a Doorways PNG")
     params.add_argument("image", metavar="IMAGE.png")
     params.add_argument("--json", action="store_true", help="print the request as JSON")
@@ -167,6 +178,10 @@ def _run(args: argparse.Namespace) -> int:
         ).replace(precision=args.precision, compile=args.compile)
         print_report(bench(request, args.warmup))
         return 0
+    if args.command == "gpu-report":
+        from engine import gpu_report
+
+        return gpu_report.main(args)
     if args.command == "tasks":
         return _tasks(args)
     if args.command == "presets":
