@@ -54,10 +54,23 @@ def png_metadata(request: Request, device: str) -> PngImagePlugin.PngInfo:
 
 def save_png(image: "Tensor", request: Request, path: Path, device: str) -> Path:
     """Write the PNG and a sidecar `.txt` call string, both with the request's recipe."""
-    request = request.recipe()
+    recipe = request.recipe()
+    return write_png(png_bytes(image, recipe, device), recipe.to_call_string(), path)
+
+
+def png_bytes(image: "Tensor", request: Request, device: str) -> bytes:
+    """The PNG, with the request's recipe in its metadata, in memory (it may cross machines)."""
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, format="PNG", pnginfo=png_metadata(request.recipe(), device))
+    return buffer.getvalue()
+
+
+def write_png(png: bytes, call_string: str, path: Path) -> Path:
+    """Write an encoded PNG at `path` (or the first free `stem_N.png`) and its `.txt` call
+    string beside it; returns where the PNG went."""
     path = claim_path(path.with_suffix(".png"))
-    to_pil(image).save(path, format="PNG", pnginfo=png_metadata(request, device))
-    path.with_suffix(".txt").write_text(request.to_call_string() + "\n", encoding="utf-8")
+    path.write_bytes(png)
+    path.with_suffix(".txt").write_text(call_string + "\n", encoding="utf-8")
     return path
 
 

@@ -33,19 +33,18 @@ from engine.worker import (
     Event,
     Failed,
     Job,
+    Painted,
     Progress,
     Started,
     WorkerError,
     WorkerHandle,
-    _DeviceBroken,
-    _Options,
-    _Server,
     describe_exit,
     is_device_failure,
     is_out_of_memory,
     oom_message,
     suggest_size,
 )
+from engine.worker.painter import DeviceBroken, Painter
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -329,17 +328,6 @@ async def test_start_fails_with_the_workers_reason() -> None:
 # --- the job runner in this process (fake loop: no models) --------------------------------
 
 
-class _Channel:
-    def __init__(self) -> None:
-        self.sent: list[object] = []
-
-    def send(self, message: object) -> None:
-        self.sent.append(message)
-
-    def events(self) -> list[Event]:
-        return [m for m in self.sent if isinstance(m, (Started, Progress, *TERMINAL))]
-
-
 LOSS_READS: list[int] = []  # iterations whose losses the runner read (a device sync each)
 
 
@@ -375,27 +363,30 @@ def _fake_generate(
 
 @dataclass
 class Runner:
-    server: _Server
-    channel: _Channel
+    painter: Painter
+    events: list[Event]
     emptied: list[bool]
+    cancel: SimpleNamespace  # .value: the seq of the job to cancel, as in the worker process
 
     def run(self, seq: int, job: Job) -> Event:
-        """Run a job; its final event."""
-        self.server.run(seq, job)
-        return self.channel.events()[-1]
+        """Paint a job as the worker process does (saving the picture); its final event."""
+        for item in self.painter.paint(job, lambda: bool(self.cancel.value == seq)):
+            if isinstance(item, Painted):
+                self.events.append(item.save(job.output))
+            elif isinstance(item, (Started, Progress, *TERMINAL)):
+                self.events.append(item)
+        return self.events[-1]
 
 
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> Runner:
-    """A job runner on "cuda" with fake models and a fake loop: nothing touches a device."""
+    """A painter on "cuda" with fake models and a fake loop: nothing touches a device."""
     emptied: list[bool] = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
-    channel = _Channel()
-    options = _Options("cuda", 60.0, None, None, 0)
-    server = _Server(torch.device("cuda"), channel, SimpleNamespace(value=-1), options)  # type: ignore[arg-type]
-    monkeypatch.setattr(server.models, "get", lambda vqgan, clip: (object(), object()))
+    painter = Painter(torch.device("cuda"), progress_interval=60.0)
+    monkeypatch.setattr(painter.models, "get", lambda vqgan, clip: (object(), object()))
     LOSS_READS.clear()
-    return Runner(server, channel, emptied)
+    return Runner(painter, [], emptied, SimpleNamespace(value=-1))
 
 
 def test_losses_are_read_only_when_reported(
@@ -404,7 +395,7 @@ def test_losses_are_read_only_when_reported(
     """With a long interval: progress (and a device sync) on the first, preview and last steps."""
     monkeypatch.setattr(loop, "generate", _fake_generate(10, preview_every=4))
     done = runner.run(1, Job.of("j", tiny_request(10), tmp_path / "j.png"))
-    events = runner.channel.events()
+    events = runner.events
     assert isinstance(events[0], Started)
     progress = [e for e in events if isinstance(e, Progress)]
     assert [p.iteration for p in progress] == [1, 4, 8, 10]
@@ -452,9 +443,9 @@ def test_a_cuda_error_fails_the_job_as_a_crash_and_ends_the_worker(
     """After a CUDA error other than OOM the context is unusable: report, then exit."""
     error = torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
     monkeypatch.setattr(loop, "generate", _fake_generate(5, fail_at=2, error=error))
-    with pytest.raises(_DeviceBroken):
+    with pytest.raises(DeviceBroken):
         runner.run(1, Job.of("gpu", tiny_request(5), tmp_path / "gpu.png"))
-    failed = runner.channel.events()[-1]
+    failed = runner.events[-1]
     assert isinstance(failed, Failed) and failed.kind == "crash"
     assert "illegal memory access" in failed.message and "tried again" in failed.message
 
@@ -469,7 +460,7 @@ def test_cancel_flag_stops_between_iterations_and_closes_the_loop(
     def cancel_at_3(i: int) -> None:
         steps.append(i)
         if i == 3:
-            runner.server.cancel.value = 5
+            runner.cancel.value = 5
 
     fake = _fake_generate(9, on_step=cancel_at_3, closed=closed)
     monkeypatch.setattr(loop, "generate", fake)
@@ -477,7 +468,7 @@ def test_cancel_flag_stops_between_iterations_and_closes_the_loop(
     assert steps == [1, 2, 3] and closed == [True]  # stopped after the step it was in
     # Cancelled before it starts: no Started, no step.
     assert runner.run(5, Job.of("again", tiny_request(9), tmp_path / "a.png")) == Cancelled("again")
-    assert steps == [1, 2, 3] and not isinstance(runner.channel.events()[-2], Started)
+    assert steps == [1, 2, 3] and not isinstance(runner.events[-2], Started)
     assert isinstance(runner.run(6, Job.of("other", tiny_request(9), tmp_path / "o.png")), Done)
 
 

@@ -1,10 +1,9 @@
-"""The GPU worker: one process per device that loads models once and runs jobs one at a time.
+"""The local worker process and its handle: one process per device, started with the
+multiprocessing `spawn` context.
 
-Two halves live here:
-
-- the worker process (`_worker_main`, started with the multiprocessing `spawn` context):
-  keeps the last-used VQGAN and CLIP resident, takes `(seq, Job)` items from its job
-  queue, runs `engine.loop.generate` and sends plain picklable events back through a pipe;
+- the process (`_worker_main`) runs a Painter (engine.worker.painter): it takes `(seq, Job)`
+  items from its job queue, saves each finished picture where the job says, and sends plain
+  picklable events back through a pipe;
 - `WorkerHandle`, the parent side for asyncio code: submit, cancel, an event stream, health,
   stop — none of which blocks the event loop. The handle keeps its own record of every job
   it was given and hands the process one job at a time, so when the process dies (segfault,
@@ -21,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import gc
-import io
 import logging
-import math
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.queues
@@ -36,123 +32,29 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from engine.request import Request
+from engine.worker.jobs import (
+    TERMINAL,
+    Cancelled,
+    Event,
+    Failed,
+    Health,
+    Job,
+    Painted,
+    Progress,
+    Started,
+    WorkerError,
+)
+from engine.worker.painter import DeviceBroken, Models, Painter, describe_device
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-    import torch
-
-    from engine.models import CLIP, VQGAN
-
 log = logging.getLogger("doorways.worker")
 
-FailureKind = Literal["bad_request", "out_of_memory", "model_missing", "crash", "internal"]
-OOM_AREA_FACTOR = 0.7  # a job that ran out of memory is told to try 70% of its area
-
-
-# --- jobs and events (plain data: they cross the process boundary) -----------------------
-
-
-@dataclass(frozen=True)
-class Job:
-    """One unit of work: a request (as its JSON) and where its PNG goes."""
-
-    job_id: str
-    request_json: str
-    output: str  # PNG path; a taken name gets _1, _2, … (outputs.save_png never overwrites)
-
-    @classmethod
-    def of(cls, job_id: str, request: Request, output: str | Path) -> Job:
-        return cls(job_id, request.to_json(), str(output))
-
-
-@dataclass(frozen=True)
-class Started:
-    """The worker picked the job up (before loading its models)."""
-
-    type: ClassVar[str] = "started"
-    job_id: str
-    at: float  # wall-clock time.time()
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Now and then during a job: at most every `progress_interval` seconds, on the first
-    and last iteration, and on every preview iteration (reading the losses waits for the GPU,
-    so they are read only when reported)."""
-
-    type: ClassVar[str] = "progress"
-    job_id: str
-    iteration: int  # 1-based
-    total: int
-    losses: dict[str, float]  # "prompt", the symmetry terms in use, and "total"
-    it_per_s: float  # mean rate since the first iteration (the first includes warm-up)
-    eta_s: float  # seconds until the last iteration at that rate
-    preview_png: bytes | None = None  # on preview_every iterations only
-
-
-@dataclass(frozen=True)
-class Done:
-    """The PNG is written. Timings: load_s loading models for this job (0 when resident),
-    first_step_s from the end of loading to the end of the first iteration, total_s from
-    pick-up to the saved file."""
-
-    type: ClassVar[str] = "done"
-    job_id: str
-    paths: tuple[str, ...]  # the PNG, then its .txt call-string sidecar
-    seed: int
-    call_string: str
-    load_s: float
-    first_step_s: float
-    total_s: float
-
-    @property
-    def png(self) -> str:
-        return self.paths[0]
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The job cannot finish; `message` says what the user can do about it."""
-
-    type: ClassVar[str] = "failed"
-    job_id: str
-    kind: FailureKind
-    message: str
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    type: ClassVar[str] = "cancelled"
-    job_id: str
-
-
-Event = Started | Progress | Done | Failed | Cancelled
-TERMINAL = (Done, Failed, Cancelled)
-
-
-@dataclass(frozen=True)
-class Health:
-    """A snapshot of the worker, for a status command or a watchdog."""
-
-    alive: bool  # a worker process is running and ready
-    pid: int | None
-    device: str | None  # as the worker resolved it: "cpu", "cuda:0", …
-    job_id: str | None  # the running job
-    job_since: float | None  # wall-clock time it started
-    models: tuple[str, ...]  # resident models, "vqgan:NAME" and "clip:NAME"
-    queued: int  # submitted jobs not yet handed to the worker
-    restarts: int  # fresh processes started after a crash
-    device_memory: int | None = None  # bytes of GPU memory in all; None on the CPU
-
-
-class WorkerError(Exception):
-    """The worker process could not be started (bad device, import failure, timeout)."""
+DEVICE_BROKEN_EXIT = 3  # the worker's exit code after a CUDA error
 
 
 # Messages only the handle sees.
@@ -171,11 +73,6 @@ class _Fatal:
 
 
 @dataclass(frozen=True)
-class _Models:
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class _Log:
     level: int
     message: str
@@ -188,49 +85,6 @@ class _Options:
     threads: int | None
     preload: tuple[str, str] | None
     log_level: int
-
-
-# --- sizes and errors ---------------------------------------------------------------------
-
-
-def suggest_size(width: int, height: int, factor: float = OOM_AREA_FACTOR) -> tuple[int, int]:
-    """A size with about `factor` of the area and the same aspect, in multiples of 16 px."""
-    scale = math.sqrt(factor)
-    return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """torch.cuda.OutOfMemoryError, or a RuntimeError that says it ran out of memory."""
-    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda / torch, without importing it
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and (
-        "out of memory" in text or "not enough memory" in text
-    )
-
-
-def is_device_failure(error: BaseException) -> bool:
-    """A CUDA error other than running out of memory: the context is unusable from now on."""
-    if is_out_of_memory(error):
-        return False
-    if type(error).__name__ == "AcceleratorError":  # torch >= 2.8 raises it for CUDA errors
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and any(
-        mark in text
-        for mark in ("cuda error", "cublas_status", "cudnn_status", "device-side assert")
-    )
-
-
-def oom_message(request: Request, device: str) -> str:
-    width, height = request.size
-    small_w, small_h = suggest_size(width, height)
-    if (small_w, small_h) == (width, height):
-        return f"too large for this GPU ({device}): try fewer cutouts than {request.cutn}"
-    return (
-        f"{width}×{height} is too large for this GPU ({device}): try at most "
-        f"{small_w}×{small_h} (or fewer cutouts than {request.cutn})"
-    )
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -252,13 +106,6 @@ def describe_exit(exitcode: int | None) -> str:
 
 class _ParentGone(Exception):
     """The result pipe is broken: nobody is listening, so the worker stops."""
-
-
-class _DeviceBroken(Exception):
-    """A CUDA error left the device unusable: the worker exits, and the handle restarts it."""
-
-
-DEVICE_BROKEN_EXIT = 3  # the worker's exit code after a CUDA error
 
 
 class _Channel:
@@ -289,212 +136,6 @@ class _PipeLogHandler(logging.Handler):
             self.channel.send(_Log(record.levelno, message))
 
 
-class _ModelCache:
-    """The last-used VQGAN and CLIP, keyed by (name, device); another name replaces one."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.vqgan: tuple[tuple[str, str], VQGAN] | None = None
-        self.clip: tuple[tuple[str, str], CLIP] | None = None
-
-    def names(self) -> tuple[str, ...]:
-        return tuple(
-            f"{kind}:{entry[0][0]}"
-            for kind, entry in (("vqgan", self.vqgan), ("clip", self.clip))
-            if entry is not None
-        )
-
-    def get(self, vqgan_name: str, clip_name: str) -> tuple[VQGAN, CLIP]:
-        """The two models, loading (after freeing the one it replaces) what is not resident."""
-        from engine import models, registry
-
-        for name in (vqgan_name, clip_name):  # fail before evicting what is resident
-            if registry.is_registered(name):
-                registry.weights_path(name)
-        key = (vqgan_name, str(self.device))
-        if self.vqgan is None or self.vqgan[0] != key:
-            self.vqgan = None
-            _free_memory(self.device)
-            log.info("loading VQGAN %s on %s", vqgan_name, self.device)
-            self.vqgan = (key, models.load_vqgan(vqgan_name, self.device))
-        key = (clip_name, str(self.device))
-        if self.clip is None or self.clip[0] != key:
-            self.clip = None
-            _free_memory(self.device)
-            log.info("loading CLIP %s on %s", clip_name, self.device)
-            self.clip = (key, models.load_clip(clip_name, self.device))
-        return self.vqgan[1], self.clip[1]
-
-    def clear(self) -> None:
-        self.vqgan = self.clip = None
-        _free_memory(self.device)
-
-
-def _free_memory(device: torch.device) -> None:
-    import torch
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _png_bytes(image: torch.Tensor) -> bytes:
-    from engine.outputs import to_pil
-
-    buffer = io.BytesIO()
-    to_pil(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-class _Server:
-    """Runs jobs in the worker process and reports on them."""
-
-    def __init__(
-        self,
-        device: torch.device,
-        channel: _Channel,
-        cancel: Any,  # multiprocessing Value("q"): the seq of the job to cancel
-        options: _Options,
-    ) -> None:
-        self.device = device
-        self.channel = channel
-        self.cancel = cancel
-        self.options = options
-        self.models = _ModelCache(device)
-
-    def cancelled(self, seq: int) -> bool:
-        return bool(self.cancel.value == seq)
-
-    def preload(self, vqgan: str, clip: str) -> None:
-        try:
-            self.models.get(vqgan, clip)
-        except Exception as error:  # a missing model fails its jobs later, with the fix
-            log.warning("could not preload %s + %s: %s", vqgan, clip, error)
-        self.channel.send(_Models(self.models.names()))
-
-    def run(self, seq: int, job: Job) -> None:
-        """Run one job; always ends with exactly one terminal event."""
-        if self.cancelled(seq):
-            self.channel.send(Cancelled(job.job_id))
-            return
-        self.channel.send(Started(job.job_id, time.time()))
-        try:
-            outcome = self._run(seq, job)
-        except _ParentGone:
-            raise
-        except Exception as error:
-            log.exception("job %s failed", job.job_id)
-            if is_device_failure(error):
-                self.channel.send(
-                    Failed(
-                        job.job_id,
-                        "crash",
-                        f"the GPU failed ({type(error).__name__}: {error}); the worker restarts, "
-                        "and the job may work if tried again",
-                    )
-                )
-                raise _DeviceBroken from error
-            outcome = Failed(
-                job.job_id, "internal", f"internal error: {type(error).__name__}: {error}"
-            )
-        if isinstance(outcome, Failed) and outcome.kind == "out_of_memory":
-            _free_memory(self.device)
-        self.channel.send(outcome)
-        log.info("job %s: %s", job.job_id, outcome.type)
-
-    def _run(self, seq: int, job: Job) -> Done | Failed | Cancelled:
-        from engine import registry
-        from engine.loop import Finished, generate
-        from engine.outputs import save_png
-        from engine.registry import ModelError, ModelMissing
-
-        picked = time.perf_counter()
-        try:
-            request = Request.from_json(job.request_json)
-            request.check_inputs()
-        except (ValueError, TypeError) as error:
-            return Failed(job.job_id, "bad_request", str(error))
-
-        try:
-            vqgan, clip = self.models.get(request.vqgan, request.clip)
-        except ModelMissing as error:
-            return Failed(job.job_id, "model_missing", str(error))
-        except ModelError as error:  # unreadable weights: the user's file, or ours
-            names = (request.vqgan, request.clip)
-            yours = any(n not in (*registry.vqgan_names(), *registry.clip_names()) for n in names)
-            return Failed(job.job_id, "bad_request" if yours else "internal", str(error))
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            self.models.clear()
-            return Failed(
-                job.job_id,
-                "out_of_memory",
-                f"the models {request.vqgan} + {request.clip} do not fit in this GPU's memory "
-                f"({self.device})",
-            )
-        finally:
-            self.channel.send(_Models(self.models.names()))
-        loaded = time.perf_counter()
-        if self.cancelled(seq):
-            return Cancelled(job.job_id)
-
-        interval = self.options.progress_interval
-        first_step_s = 0.0
-        first_done = last_report = -math.inf
-        steps = generate(request, vqgan, clip)
-        try:
-            for event in steps:
-                if isinstance(event, Finished):
-                    path = save_png(event.image, event.request, Path(job.output), str(self.device))
-                    assert event.request.seed is not None
-                    return Done(
-                        job.job_id,
-                        (str(path), str(path.with_suffix(".txt"))),
-                        event.request.seed,
-                        event.request.recipe().to_call_string(),
-                        load_s=loaded - picked,
-                        first_step_s=first_step_s,
-                        total_s=time.perf_counter() - picked,
-                    )
-                now = time.perf_counter()
-                due = (
-                    event.image is not None
-                    or event.iteration in (1, event.total)
-                    or now - last_report >= interval
-                )
-                if due:
-                    losses = event.loss_values()  # waits for the device
-                    now = time.perf_counter()
-                    if event.iteration == 1:
-                        first_step_s, first_done = now - loaded, now
-                    if event.iteration > 1 and now > first_done:
-                        rate = (event.iteration - 1) / (now - first_done)
-                    else:
-                        rate = 1 / max(first_step_s, 1e-6)
-                    self.channel.send(
-                        Progress(
-                            job.job_id,
-                            event.iteration,
-                            event.total,
-                            losses,
-                            it_per_s=rate,
-                            eta_s=(event.total - event.iteration) / rate,
-                            preview_png=None if event.image is None else _png_bytes(event.image),
-                        )
-                    )
-                    last_report = now
-                if self.cancelled(seq):
-                    return Cancelled(job.job_id)
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            return Failed(job.job_id, "out_of_memory", oom_message(request, str(self.device)))
-        finally:
-            steps.close()  # closing the loop's generator cancels it
-        raise RuntimeError("the loop ended without a result")
-
-
 def _worker_main(
     jobs: multiprocessing.queues.Queue[tuple[int, Job] | None],
     results: Connection,
@@ -519,19 +160,15 @@ def _worker_main(
         with contextlib.suppress(_ParentGone):
             channel.send(_Fatal(f"{type(error).__name__}: {error}"))
         return
-    where, memory = str(device), None
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        where += f" ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
-        memory = props.total_memory
+    where, memory = describe_device(device)
     log.info("worker %d serving on %s, torch %s", os.getpid(), where, torch.__version__)
 
     parent = multiprocessing.parent_process()
     try:
         channel.send(_Ready(os.getpid(), str(device), memory))
-        server = _Server(device, channel, cancel, options)
+        painter = Painter(device, options.progress_interval)
         if options.preload is not None:
-            server.preload(*options.preload)
+            channel.send(painter.preload(*options.preload))
         while True:
             try:
                 item = jobs.get(timeout=1.0)
@@ -541,12 +178,22 @@ def _worker_main(
                 continue
             if item is None:
                 return
-            server.run(*item)
+            _serve(painter, channel, *item, cancel)
     except _ParentGone:
         return
-    except _DeviceBroken:
+    except DeviceBroken:
         log.error("exiting after a CUDA error, for a fresh process and CUDA context")
         sys.exit(DEVICE_BROKEN_EXIT)
+
+
+def _serve(painter: Painter, channel: _Channel, seq: int, job: Job, cancel: Any) -> None:
+    """Paint one job, sending what happens; the finished picture is saved here, in the
+    worker process, where the job says. `cancel` holds the seq of the job to cancel."""
+    for item in painter.paint(job, lambda: bool(cancel.value == seq)):
+        if isinstance(item, Painted):
+            channel.send(item.save(job.output))
+        else:
+            channel.send(item)
 
 
 # --- the parent side ----------------------------------------------------------------------
@@ -635,6 +282,8 @@ class WorkerHandle:
         self._stopper: asyncio.Future[list[Job]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = self._stopping = self._closed = False
+        self._error: str | None = None  # why it could not start
+        self.on_ready: Callable[[], None] | None = None
 
     async def __aenter__(self) -> WorkerHandle:
         await self.start()
@@ -660,9 +309,11 @@ class WorkerHandle:
             await asyncio.wait_for(asyncio.shield(self._ready), self.start_timeout)
         except TimeoutError:
             await self._kill_process()
-            raise WorkerError(f"the worker did not start within {self.start_timeout:g} s") from None
-        except WorkerError:
+            self._error = f"the worker did not start within {self.start_timeout:g} s"
+            raise WorkerError(self._error) from None
+        except WorkerError as error:
             await self._kill_process()
+            self._error = str(error)
             raise
         self._started = True
         log.info(
@@ -719,6 +370,7 @@ class WorkerHandle:
             queued=len(self._pending),
             restarts=self._restarts,
             device_memory=process.device_memory if process else None,
+            error=self._error,
         )
 
     async def stop(self, timeout: float = 10.0, *, finish_current: bool = False) -> list[Job]:
@@ -832,7 +484,9 @@ class WorkerHandle:
             else:
                 log.info("worker restarted: pid %s on %s", message.pid, message.device)
             self._dispatch()
-        elif isinstance(message, _Models):
+            if self.on_ready is not None:
+                self.on_ready()
+        elif isinstance(message, Models):
             process.models = message.names
         elif isinstance(message, _Fatal):
             process.fatal = message.message

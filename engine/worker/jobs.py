@@ -1,0 +1,165 @@
+"""Jobs and what becomes of them: plain data that crosses process and machine boundaries.
+
+A `Job` goes to a worker; the worker answers with events — `Started`, `Progress`…, then one
+of `Done`, `Failed`, `Cancelled`. `Worker` is what every kind of worker offers (a local
+process, a Ray actor), and `Health` is how one is doing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal, Protocol
+
+from engine.request import Request
+
+FailureKind = Literal["bad_request", "out_of_memory", "model_missing", "crash", "internal"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: a request (as its JSON) and where its PNG goes."""
+
+    job_id: str
+    request_json: str
+    output: str  # PNG path; a taken name gets _1, _2, … (outputs.save_png never overwrites)
+
+    @classmethod
+    def of(cls, job_id: str, request: Request, output: str | Path) -> Job:
+        return cls(job_id, request.to_json(), str(output))
+
+
+@dataclass(frozen=True)
+class Started:
+    """The worker picked the job up (before loading its models)."""
+
+    type: ClassVar[str] = "started"
+    job_id: str
+    at: float  # wall-clock time.time()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Now and then during a job: at most every `progress_interval` seconds, on the first
+    and last iteration, and on every preview iteration (reading the losses waits for the GPU,
+    so they are read only when reported)."""
+
+    type: ClassVar[str] = "progress"
+    job_id: str
+    iteration: int  # 1-based
+    total: int
+    losses: dict[str, float]  # "prompt", the symmetry terms in use, and "total"
+    it_per_s: float  # mean rate since the first iteration (the first includes warm-up)
+    eta_s: float  # seconds until the last iteration at that rate
+    preview_png: bytes | None = None  # on preview_every iterations only
+
+
+@dataclass(frozen=True)
+class Done:
+    """The PNG is written. Timings: load_s loading models for this job (0 when resident),
+    first_step_s from the end of loading to the end of the first iteration, total_s from
+    pick-up to the saved file."""
+
+    type: ClassVar[str] = "done"
+    job_id: str
+    paths: tuple[str, ...]  # the PNG, then its .txt call-string sidecar
+    seed: int
+    call_string: str
+    load_s: float
+    first_step_s: float
+    total_s: float
+
+    @property
+    def png(self) -> str:
+        return self.paths[0]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The job cannot finish; `message` says what the user can do about it."""
+
+    type: ClassVar[str] = "failed"
+    job_id: str
+    kind: FailureKind
+    message: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    type: ClassVar[str] = "cancelled"
+    job_id: str
+
+
+Event = Started | Progress | Done | Failed | Cancelled
+TERMINAL = (Done, Failed, Cancelled)
+
+
+@dataclass(frozen=True)
+class Painted:
+    """A finished picture that is not on disk yet: the painter's last word on a job. Whoever
+    receives it (the worker process, or the bot for a Ray actor on another machine) saves it
+    where the job says, which makes it `Done`."""
+
+    job_id: str
+    png: bytes  # with the recipe in its metadata
+    call_string: str
+    seed: int
+    load_s: float
+    first_step_s: float
+    total_s: float  # from pick-up to the encoded PNG
+
+    def save(self, output: str | Path) -> Done | Failed:
+        """Write the PNG and its call string where the job said (never overwriting)."""
+        from engine.outputs import write_png
+
+        begun = time.perf_counter()
+        try:
+            path = write_png(self.png, self.call_string, Path(output))
+        except OSError as error:
+            return Failed(self.job_id, "internal", f"the picture could not be saved: {error}")
+        return Done(
+            self.job_id,
+            (str(path), str(path.with_suffix(".txt"))),
+            self.seed,
+            self.call_string,
+            load_s=self.load_s,
+            first_step_s=self.first_step_s,
+            total_s=self.total_s + time.perf_counter() - begun,
+        )
+
+
+@dataclass(frozen=True)
+class Health:
+    """A snapshot of one worker, for a status command or a watchdog."""
+
+    alive: bool  # a worker is running and ready
+    pid: int | None
+    device: str | None  # as the worker resolved it: "cpu", "cuda:0", "cuda:0 on 10.0.0.7", …
+    job_id: str | None  # the running job
+    job_since: float | None  # wall-clock time it started
+    models: tuple[str, ...]  # resident models, "vqgan:NAME" and "clip:NAME"
+    queued: int  # submitted jobs not yet handed to the worker
+    restarts: int  # fresh processes started after a crash
+    device_memory: int | None = None  # bytes of GPU memory in all; None on the CPU
+    error: str | None = None  # why it is not running (it could not start)
+
+
+class WorkerError(Exception):
+    """A worker could not be started (bad device, import failure, timeout)."""
+
+
+class Worker(Protocol):
+    """One painter on one device, whatever carries its jobs (engine.worker.process: a local
+    process; engine.worker.cluster: a Ray actor). Every method is called on one event loop
+    and none blocks it; jobs given to a worker run one at a time, in order."""
+
+    on_ready: Callable[[], None] | None  # called when it becomes ready, also after a restart
+
+    async def start(self) -> None: ...
+    def submit(self, job: Job) -> None: ...
+    def cancel(self, job_id: str) -> bool: ...
+    def events(self) -> AsyncIterator[Event]: ...
+    def health(self) -> Health: ...
+    async def stop(self, timeout: float = 10.0, *, finish_current: bool = False) -> list[Job]: ...

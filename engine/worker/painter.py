@@ -1,0 +1,307 @@
+"""The painter: what runs on a device. It keeps the last-used VQGAN and CLIP resident and
+paints one job at a time as a generator of plain items — Started, Progress…, then Painted
+(the PNG in memory), Failed or Cancelled — with Models whenever the resident models change.
+
+The painter knows nothing of how it is reached: the local worker process (engine.worker.
+process) sends its items down a pipe, the Ray actor (engine.worker.cluster) streams them to
+the bot. torch and the model code are imported inside, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.request import Request
+from engine.worker.jobs import Cancelled, Failed, Job, Painted, Progress, Started
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.models import CLIP, VQGAN
+
+log = logging.getLogger("doorways.worker")
+
+OOM_AREA_FACTOR = 0.7  # a job that ran out of memory is told to try 70% of its area
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models now resident on the painter's device."""
+
+    names: tuple[str, ...]  # "vqgan:NAME", "clip:NAME"
+
+
+Item = Started | Progress | Painted | Failed | Cancelled | Models
+
+
+class DeviceBroken(Exception):
+    """A CUDA error left the device unusable: whoever runs the painter ends it (a fresh
+    process gets a fresh CUDA context)."""
+
+
+# --- sizes and errors ---------------------------------------------------------------------
+
+
+def suggest_size(width: int, height: int, factor: float = OOM_AREA_FACTOR) -> tuple[int, int]:
+    """A size with about `factor` of the area and the same aspect, in multiples of 16 px."""
+    scale = math.sqrt(factor)
+    return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError, or a RuntimeError that says it ran out of memory."""
+    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda / torch, without importing it
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "not enough memory" in text
+    )
+
+
+def is_device_failure(error: BaseException) -> bool:
+    """A CUDA error other than running out of memory: the context is unusable from now on."""
+    if is_out_of_memory(error):
+        return False
+    if type(error).__name__ == "AcceleratorError":  # torch >= 2.8 raises it for CUDA errors
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(
+        mark in text
+        for mark in ("cuda error", "cublas_status", "cudnn_status", "device-side assert")
+    )
+
+
+def oom_message(request: Request, device: str) -> str:
+    width, height = request.size
+    small_w, small_h = suggest_size(width, height)
+    if (small_w, small_h) == (width, height):
+        return f"too large for this GPU ({device}): try fewer cutouts than {request.cutn}"
+    return (
+        f"{width}×{height} is too large for this GPU ({device}): try at most "
+        f"{small_w}×{small_h} (or fewer cutouts than {request.cutn})"
+    )
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class ModelCache:
+    """The last-used VQGAN and CLIP, keyed by (name, device); another name replaces one."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.vqgan: tuple[tuple[str, str], VQGAN] | None = None
+        self.clip: tuple[tuple[str, str], CLIP] | None = None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(
+            f"{kind}:{entry[0][0]}"
+            for kind, entry in (("vqgan", self.vqgan), ("clip", self.clip))
+            if entry is not None
+        )
+
+    def get(self, vqgan_name: str, clip_name: str) -> tuple[VQGAN, CLIP]:
+        """The two models, loading (after freeing the one it replaces) what is not resident."""
+        from engine import models, registry
+
+        for name in (vqgan_name, clip_name):  # fail before evicting what is resident
+            if registry.is_registered(name):
+                registry.weights_path(name)
+        key = (vqgan_name, str(self.device))
+        if self.vqgan is None or self.vqgan[0] != key:
+            self.vqgan = None
+            free_memory(self.device)
+            log.info("loading VQGAN %s on %s", vqgan_name, self.device)
+            self.vqgan = (key, models.load_vqgan(vqgan_name, self.device))
+        key = (clip_name, str(self.device))
+        if self.clip is None or self.clip[0] != key:
+            self.clip = None
+            free_memory(self.device)
+            log.info("loading CLIP %s on %s", clip_name, self.device)
+            self.clip = (key, models.load_clip(clip_name, self.device))
+        return self.vqgan[1], self.clip[1]
+
+    def clear(self) -> None:
+        self.vqgan = self.clip = None
+        free_memory(self.device)
+
+
+def describe_device(device: torch.device) -> tuple[str, int | None]:
+    """("cuda:0 (NVIDIA H200, 140 GiB)", its memory in bytes), or ("cpu", None)."""
+    import torch
+
+    if device.type != "cuda":
+        return str(device), None
+    props = torch.cuda.get_device_properties(device)
+    return f"{device} ({props.name}, {props.total_memory / 2**30:.0f} GiB)", props.total_memory
+
+
+def free_memory(device: torch.device) -> None:
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _preview_png(image: torch.Tensor) -> bytes:
+    from engine.outputs import to_pil
+
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --- painting -----------------------------------------------------------------------------
+
+
+class Painter:
+    """Paints jobs on one device, one at a time, keeping the models resident between them.
+
+    Parameters
+    ----------
+    device:
+        The torch device every job runs on.
+    progress_interval:
+        The most seconds between Progress items (each reads the losses off the device).
+    """
+
+    def __init__(self, device: torch.device, progress_interval: float = 1.0) -> None:
+        self.device = device
+        self.progress_interval = progress_interval
+        self.models = ModelCache(device)
+
+    def preload(self, vqgan: str, clip: str) -> Models:
+        """Load two models now, so the first job does not wait for them."""
+        try:
+            self.models.get(vqgan, clip)
+        except Exception as error:  # a missing model fails its jobs later, with the fix
+            log.warning("could not preload %s + %s: %s", vqgan, clip, error)
+        return Models(self.models.names())
+
+    def paint(self, job: Job, cancelled: Callable[[], bool]) -> Iterator[Item]:
+        """Paint one job; always ends with exactly one of Painted, Failed, Cancelled.
+
+        `cancelled()` is asked between iterations. After a CUDA error the Failed item
+        ("crash") is followed by DeviceBroken: the device is unusable until a fresh process.
+        """
+        if cancelled():
+            yield Cancelled(job.job_id)
+            return
+        yield Started(job.job_id, time.time())
+        try:
+            outcome = yield from self._paint(job, cancelled)
+        except Exception as error:
+            log.exception("job %s failed", job.job_id)
+            if is_device_failure(error):
+                yield Failed(
+                    job.job_id,
+                    "crash",
+                    f"the GPU failed ({type(error).__name__}: {error}); the worker restarts, "
+                    "and the job may work if tried again",
+                )
+                raise DeviceBroken from error
+            outcome = Failed(
+                job.job_id, "internal", f"internal error: {type(error).__name__}: {error}"
+            )
+        if isinstance(outcome, Failed) and outcome.kind == "out_of_memory":
+            free_memory(self.device)
+        yield outcome
+        log.info("job %s: %s", job.job_id, type(outcome).__name__.lower())
+
+    def _paint(
+        self, job: Job, cancelled: Callable[[], bool]
+    ) -> Generator[Item, None, Painted | Failed | Cancelled]:
+        from engine import registry
+        from engine.loop import Finished, generate
+        from engine.outputs import png_bytes
+        from engine.registry import ModelError, ModelMissing
+
+        picked = time.perf_counter()
+        try:
+            request = Request.from_json(job.request_json)
+            request.check_inputs()
+        except (ValueError, TypeError) as error:
+            return Failed(job.job_id, "bad_request", str(error))
+
+        try:
+            vqgan, clip = self.models.get(request.vqgan, request.clip)
+        except ModelMissing as error:
+            return Failed(job.job_id, "model_missing", str(error))
+        except ModelError as error:  # unreadable weights: the user's file, or ours
+            names = (request.vqgan, request.clip)
+            yours = any(n not in (*registry.vqgan_names(), *registry.clip_names()) for n in names)
+            return Failed(job.job_id, "bad_request" if yours else "internal", str(error))
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            self.models.clear()
+            return Failed(
+                job.job_id,
+                "out_of_memory",
+                f"the models {request.vqgan} + {request.clip} do not fit in this GPU's memory "
+                f"({self.device})",
+            )
+        finally:
+            yield Models(self.models.names())
+        loaded = time.perf_counter()
+        if cancelled():
+            return Cancelled(job.job_id)
+
+        first_step_s = 0.0
+        first_done = last_report = -math.inf
+        steps = generate(request, vqgan, clip)
+        try:
+            for event in steps:
+                if isinstance(event, Finished):
+                    assert event.request.seed is not None
+                    return Painted(
+                        job.job_id,
+                        png_bytes(event.image, event.request, str(self.device)),
+                        event.request.recipe().to_call_string(),
+                        event.request.seed,
+                        load_s=loaded - picked,
+                        first_step_s=first_step_s,
+                        total_s=time.perf_counter() - picked,
+                    )
+                now = time.perf_counter()
+                due = (
+                    event.image is not None
+                    or event.iteration in (1, event.total)
+                    or now - last_report >= self.progress_interval
+                )
+                if due:
+                    losses = event.loss_values()  # waits for the device
+                    now = time.perf_counter()
+                    if event.iteration == 1:
+                        first_step_s, first_done = now - loaded, now
+                    if event.iteration > 1 and now > first_done:
+                        rate = (event.iteration - 1) / (now - first_done)
+                    else:
+                        rate = 1 / max(first_step_s, 1e-6)
+                    yield Progress(
+                        job.job_id,
+                        event.iteration,
+                        event.total,
+                        losses,
+                        it_per_s=rate,
+                        eta_s=(event.total - event.iteration) / rate,
+                        preview_png=None if event.image is None else _preview_png(event.image),
+                    )
+                    last_report = now
+                if cancelled():
+                    return Cancelled(job.job_id)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            return Failed(job.job_id, "out_of_memory", oom_message(request, str(self.device)))
+        finally:
+            steps.close()  # closing the loop's generator cancels it
+        raise RuntimeError("the loop ended without a result")
