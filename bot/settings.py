@@ -315,7 +315,7 @@ def load_settings(
 
 
 def describe_settings() -> list[tuple[str, str, str, str]]:
-    """(key, default, env variable or flag, help) for every setting: --help and README."""
+    """(key, default, env variable or flag, help) for every setting: --help and docs."""
     rows = []
     for f in fields(Settings):
         if f.name == "tasks":

@@ -30,7 +30,7 @@ from typing import Any
 
 from engine.taskfile import DEFAULT_OUTPUT_ROOT, TaskLimits
 
-# (key, default as TOML, meaning): the keys of [tasks], for --help, the README and the checks.
+# (key, default as TOML, meaning): the keys of [tasks], for --help, the docs and the checks.
 TASKS_KEYS: tuple[tuple[str, str, str], ...] = (
     ("output_root", f'"{DEFAULT_OUTPUT_ROOT}"', "task outputs: out_folder is a folder under it"),
     ("max_iterations", "6000", "iterations per picture a task file may ask"),

@@ -17,7 +17,7 @@ MIB = 2**20
 
 # The slopes were measured here on the CPU (peak resident memory above the loaded models)
 # at 256², 448×304, 512² and 640² with 32 cutouts and at 448×304 with 8: a straight line
-# misses each point by at most 53 MiB (README, "Performance"). The per-pixel slope agrees
+# misses each point by at most 53 MiB (docs/performance.md). The per-pixel slope agrees
 # with the GPU figures nerdyrodent/VQGAN-CLIP publishes for the same models on an RTX 3090
 # (8 GB at 380×380, 10 GB at 512×512: 17 KB a pixel).
 PER_PIXEL = 0.0165 * MIB

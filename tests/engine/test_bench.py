@@ -1,4 +1,4 @@
-"""`doorways bench` reports what scripts and the README table read."""
+"""`doorways bench` reports what scripts and the docs' table read."""
 
 import json
 

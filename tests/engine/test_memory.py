@@ -1,4 +1,4 @@
-"""The memory cost model: what the bot's size cap and the README's table are built on."""
+"""The memory cost model: what the bot's size cap and the docs' table are built on."""
 
 from pathlib import Path
 
@@ -27,9 +27,9 @@ def test_more_memory_or_fewer_cutouts_allow_bigger_pictures() -> None:
     assert memory.largest_area(1 * GIB, 256) == 0  # too small for anything: no negative area
 
 
-def test_the_readme_table_is_what_the_model_says() -> None:
-    """README's "largest sizes" table comes from largest_size, so it stays true."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+def test_the_docs_table_is_what_the_model_says() -> None:
+    """docs/performance.md's "largest sizes" table comes from largest_size, so it stays true."""
+    page = (Path(__file__).parents[2] / "docs" / "performance.md").read_text(encoding="utf-8")
     for gib in (8, 12, 24):
         sizes = [
             memory.largest_size(gib * GIB, 32),
@@ -38,4 +38,4 @@ def test_the_readme_table_is_what_the_model_says() -> None:
             memory.largest_size(gib * GIB, 8),
         ]
         row = f"| {gib} GiB | " + " | ".join(f"{w}×{h}" for w, h in sizes) + " |"
-        assert row in readme
+        assert row in page

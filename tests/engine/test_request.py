@@ -67,7 +67,7 @@ def _literal(text: str) -> str:
 
 
 def test_defaults_are_valid_and_stable() -> None:
-    """The default request is what the README documents."""
+    """The default request is what docs/painting.md documents."""
     request = Request(prompts=HEAVEN_HELL)
     assert (request.size, request.iterations, request.lr, request.cutn) == (
         (450, 300),
