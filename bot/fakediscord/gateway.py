@@ -4,6 +4,12 @@ HELLO (op 10) -> the client heartbeats (op 1, answered by op 11) and IDENTIFYs (
 then one GUILD_CREATE per guild. Events are DISPATCH frames (op 0) numbered per session; a
 client that lost its connection can RESUME (op 6) and gets what it missed. Frames go out as
 uncompressed text, which discord.py accepts even though it asks for zlib-stream.
+
+A heartbeat's ACK goes out ``heartbeat_ack_delay`` seconds late, as a network round trip would
+make it: discord.py's keep-alive thread notes when it sent a heartbeat only once the event
+loop reports the send done, so an ACK from a server in the same process can be read first and
+discord.py then measures the whole heartbeat interval as its latency ("Can't keep up, …
+websocket is 41.3s behind").
 """
 
 from __future__ import annotations
@@ -136,12 +142,14 @@ class Gateway:
         token: str,
         privileged_intents: int = int(PRIVILEGED_INTENTS),
         heartbeat_interval_ms: int = 41_250,
+        heartbeat_ack_delay: float = 0.05,
     ) -> None:
         self.world = world
         self.feed = feed
         self.token = token
         self.privileged_intents = privileged_intents
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.heartbeat_ack_delay = heartbeat_ack_delay
         self.url = ""  # ws://127.0.0.1:PORT/ once the server runs
         self._connections: set[Connection] = set()
         self._sessions: dict[str, Session] = {}
@@ -226,7 +234,9 @@ class Gateway:
     async def _receive(self, connection: Connection, frame: dict[str, Any]) -> None:
         op, data = frame.get("op"), frame.get("d")
         if op == Op.HEARTBEAT:
-            connection.send({"op": Op.HEARTBEAT_ACK})
+            asyncio.get_running_loop().call_later(
+                self.heartbeat_ack_delay, connection.send, {"op": Op.HEARTBEAT_ACK}
+            )
         elif op == Op.IDENTIFY:
             await self._identify(connection, data or {})
         elif op == Op.RESUME:
