@@ -15,6 +15,7 @@ from bot.quota import (
     Limits,
     Policy,
     admit,
+    admit_all,
     day_start,
     fit_request,
     fit_size,
@@ -167,3 +168,69 @@ def test_fit_size_keeps_small_sizes_and_the_aspect() -> None:
     assert fit_size(100, 50, None) == (100, 50) and fit_size(60, 60, 4096) == (60, 60)
     width, height = fit_size(4096, 1024, 135_000)
     assert width * height <= 135_000 and abs(width / height - 4) < 0.05
+
+
+async def set_status(store: Store, job_id: int, status: str) -> None:
+    await store.db.execute("UPDATE jobs SET status = ? WHERE id = ?", (status, job_id))
+
+
+async def test_the_daily_quota_counts_queued_and_running_jobs(store: Store) -> None:
+    """A painting job and a waiting one are two of today's images already: with a quota of
+    three, one more gets in and the next is refused (pending limit out of the way)."""
+    limits = Limits(daily_images=3, max_pending=None, max_iterations=100, max_area=None,
+                    max_prompt_length=None)  # fmt: skip
+    running = (await admit(store, new_job(5), limits)).job
+    await set_status(store, running.id, "running")
+    await admit(store, new_job(5), limits)  # queued
+    await admit(store, new_job(5), limits)
+    with pytest.raises(QuotaExceeded, match="used your 3 images for today"):
+        await admit(store, new_job(5), limits)
+    assert len(await store.jobs(["queued", "running"])) == 3
+
+
+async def test_admit_all_takes_the_batch_as_one_command_against_pending_jobs(
+    store: Store,
+) -> None:
+    """With two of three pending slots taken, a batch of four still gets in whole (it counts
+    as one command); with all three taken, nothing of a batch does."""
+    roomy = Limits(daily_images=None, max_pending=3, max_iterations=100, max_area=None,
+                   max_prompt_length=None)  # fmt: skip
+    for _ in range(2):
+        await admit(store, new_job(4), roomy)
+    batch = await admit_all(store, [new_job(4) for _ in range(4)], roomy)
+    assert [a.waiting.position for a in batch] == [3, 4, 5, 6]
+    assert len(await store.jobs(["queued"])) == 6
+    other = [await admit(store, new_job(6), roomy) for _ in range(3)]
+    await set_status(store, other[0].job.id, "running")  # running counts as pending too
+    with pytest.raises(QuotaExceeded, match=r"You already have 3 jobs waiting or running"):
+        await admit_all(store, [new_job(6)], roomy)
+    assert len(await store.jobs(["queued", "running"])) == 9
+
+
+async def test_admit_all_counts_todays_pending_and_done_images_and_queues_all_or_none(
+    store: Store,
+) -> None:
+    """A quota of 5 with one done, one running and one queued today leaves 2: a batch of 3 is
+    refused whole, saying so, and queues nothing; a batch of 2 fits exactly."""
+    daily = Limits(daily_images=5, max_pending=None, max_iterations=100, max_area=None,
+                   max_prompt_length=None)  # fmt: skip
+    jobs = [(await admit(store, new_job(9), daily)).job for _ in range(3)]
+    await set_status(store, jobs[0].id, "done")
+    await set_status(store, jobs[1].id, "running")
+    with pytest.raises(QuotaExceeded) as refused:
+        await admit_all(store, [new_job(9) for _ in range(3)], daily)
+    assert "That is 3 images, and you have 2 of today's 5 left: nothing was queued" in (
+        refused.value.message
+    )
+    assert refused.value.resets_at == int(day_start(NOON) + DAY)
+    assert len(await store.jobs()) == 3
+    assert len(await admit_all(store, [new_job(9) for _ in range(2)], daily)) == 2
+    with pytest.raises(QuotaExceeded, match="you have 0 of today's 5 left"):
+        await admit_all(store, [new_job(9)], daily)
+
+
+async def test_admit_all_takes_one_persons_jobs(store: Store) -> None:
+    with pytest.raises(ValueError, match="one person's jobs"):
+        await admit_all(store, [new_job(1), new_job(2)], LIMITS)
+    with pytest.raises(ValueError, match="at least one"):
+        await admit_all(store, [], LIMITS)

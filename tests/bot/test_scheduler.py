@@ -4,6 +4,7 @@ dispatch one at a time, crash retry once, start-up recovery, stop, cancel, estim
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from bot.store import Job, NewJob, Store
 from engine import worker as engine_worker
 from engine.prompts import Prompt
 from engine.request import Request
+from engine.tasks import FolderRun, RunSettings
 from engine.worker import Cancelled, Done, Event, Failed, Health, Progress, Started
 
 
@@ -250,6 +252,36 @@ async def test_cancel_running_and_queued(
     assert await scheduler.cancel(running.id) is None  # already ended
 
 
+async def test_pause_starts_nothing_new_until_resumed_even_after_a_restart(
+    store: Store, tmp_path: Path
+) -> None:
+    """/admin pause: the painting job finishes, the next waits; a new scheduler on the same
+    database is still paused; resume hands the waiting job over."""
+    worker, reporter = FakeWorker(), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path)
+    painting = await store.add(new_job(owner=1))
+    waiting = await store.add(new_job(owner=2))
+    await scheduler.start()
+    assert await worker.next() == painting.id
+    worker.emit(Started(str(painting.id), time.time()))
+    assert await scheduler.pause() and not await scheduler.pause()  # the second: already
+    worker.done(painting.id)
+    assert (await reporter.next_delivery()).status == "done"
+    await asyncio.sleep(0.2)
+    assert worker.submitted.empty()
+    await scheduler.stop(timeout=1)
+
+    worker, reporter = FakeWorker(), Reporter()
+    again = Scheduler(store, worker, reporter, outputs=tmp_path)
+    await again.start()
+    again.wake()
+    await asyncio.sleep(0.2)
+    assert again.paused and worker.submitted.empty()
+    assert await again.resume() and not await again.resume()
+    assert await worker.next() == waiting.id
+    await again.stop(timeout=1)
+
+
 async def test_estimate_uses_progress_and_history(
     store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
 ) -> None:
@@ -266,35 +298,24 @@ async def test_estimate_uses_progress_and_history(
     assert scheduler.estimate(second, waiting) == pytest.approx(25.0 + 20 * 0.5)
 
 
-class FakeBatch:
-    """A task folder run in miniature: `count` jobs handed out in order, what the worker says
-    about each recorded (a crash is handed out again, once)."""
+def folder_run(tmp_path: Path, count: int) -> FolderRun:
+    """A real task folder run (what the bot's nightly work is) of one task file with `count`
+    pictures, opened: job ids nightly:a.txt#1 … (a crash's retry: nightly:a.txt#N~2)."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    task = {"text": ["a door"], "out_file": ["door"], "out_folder": ["output"],
+            "each": count, "iterations": [2], "resolution": [64, 64]}  # fmt: skip
+    (tasks / "a.txt").write_text(json.dumps(task))
+    settings = RunSettings(out_root=tmp_path / "out", vqgan="tiny", clip="tiny", device="cpu")
+    return FolderRun(tasks, settings, job_prefix="nightly:").open()
 
-    def __init__(self, count: int) -> None:
-        self.todo = [f"nightly:a.txt#{n}" for n in range(1, count + 1)]
-        self.in_flight: set[str] = set()
-        self.recorded: list[tuple[str, str]] = []
 
-    def next_job(self) -> engine_worker.Job | None:
-        if not self.todo:
-            return None
-        job_id = self.todo.pop(0)
-        self.in_flight.add(job_id)
-        return engine_worker.Job(job_id, "{}", f"/out/.{job_id}.partial.png")
-
-    def owns(self, job_id: str) -> bool:
-        return job_id in self.in_flight
-
-    def record(self, event: Event) -> None:
-        self.recorded.append((event.type, event.job_id))
-        if isinstance(event, Done | Failed | Cancelled):
-            self.in_flight.discard(event.job_id)
-        if isinstance(event, Failed) and event.kind == "crash":
-            self.todo.insert(0, event.job_id)
-
-    @property
-    def idle(self) -> bool:
-        return not self.todo and not self.in_flight
+def painted(job: engine_worker.Job) -> Done:
+    """What the worker says when it has painted `job`: it wrote the picture and its .txt."""
+    png = Path(job.output)
+    png.write_bytes(b"a picture of " + job.job_id.encode())
+    png.with_suffix(".txt").write_text(f"call of {job.job_id}")
+    return Done(job.job_id, (str(png), str(png.with_suffix(".txt"))), 7, "call", 0.1, 0.1, 1.0)
 
 
 async def play(worker: FakeWorker, count: int) -> list[str]:
@@ -305,12 +326,23 @@ async def play(worker: FakeWorker, count: int) -> list[str]:
         assert worker.submitted.empty()  # one at a time
         order.append(job.job_id)
         worker.emit(Started(job.job_id, time.time()))
-        worker.emit(Done(job.job_id, (job.output, ""), 7, "call", 0.1, 0.1, 1.0))
+        worker.emit(painted(job) if job.job_id.startswith("nightly:") else done_event(job))
     return order
 
 
+def done_event(job: engine_worker.Job) -> Done:
+    return Done(job.job_id, (job.output, ""), 7, "call", 0.1, 0.1, 1.0)
+
+
+def pictures(tmp_path: Path) -> list[str]:
+    """What the run's finished pictures say they are, in OUT_FILE_N order."""
+    output = tmp_path / "out" / "output"
+    names = sorted(output.glob("door_*.png"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    return [p.read_text().removeprefix("a picture of ") for p in names]
+
+
 async def test_a_batch_takes_turns_as_one_more_owner(
-    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
 ) -> None:
     """A batch of 4 beside A's three jobs and B's one: people never served go first, then the
     batch and the people in turn (A1 B1 n1 A2 n2 A3 n3 n4), one job at a time; run_batch
@@ -320,9 +352,10 @@ async def test_a_batch_takes_turns_as_one_more_owner(
     a = [await store.add(new_job(owner=1)) for _ in range(3)]
     b = await store.add(new_job(owner=2))
     await scheduler.start()
-    batch = FakeBatch(4)
+    batch = folder_run(tmp_path, 4)
     running = asyncio.create_task(scheduler.run_batch(batch))
     await asyncio.sleep(0.05)
+    assert worker.submitted.empty()  # paused: neither people's jobs nor the batch's
     await scheduler.resume()
     order = await play(worker, 8)
     await asyncio.wait_for(running, 5.0)
@@ -331,39 +364,71 @@ async def test_a_batch_takes_turns_as_one_more_owner(
         a1, str(b.id), "nightly:a.txt#1", a2, "nightly:a.txt#2", a3, "nightly:a.txt#3",
         "nightly:a.txt#4",
     ]  # fmt: skip
-    assert [kind for kind, _ in batch.recorded] == ["started", "done"] * 4
+    assert pictures(tmp_path) == [f"nightly:a.txt#{n}" for n in range(1, 5)]
+    assert batch.close().finished == ["a.txt"]  # every picture recorded: a.txt.done
     assert all(("started", job.id) in reporter.calls for job in (*a, b))  # people's as ever
     assert batch.idle and scheduler.batch_job_id is None
 
 
 async def test_a_batch_alone_runs_through_and_a_crash_is_handed_out_again(
-    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
 ) -> None:
     """With nobody waiting the batch runs back to back; a job queued meanwhile gets the next
-    turn; a worker crash goes back to the batch, which hands the job out again."""
+    turn; a worker crash goes back to the real FolderRun, which hands the picture out again as
+    a.txt#1~2, and the scheduler follows the new id to the end of the run."""
     scheduler, worker, _ = parts
     await scheduler.start()
-    batch = FakeBatch(3)
+    batch = folder_run(tmp_path, 3)
     running = asyncio.create_task(scheduler.run_batch(batch))
     first = await asyncio.wait_for(worker.submitted.get(), 5.0)
     assert first.job_id == "nightly:a.txt#1"
     person = await store.add(new_job(owner=1))
     scheduler.wake()
+    worker.emit(Started(first.job_id, time.time()))
     worker.emit(Failed(first.job_id, "crash", "the worker process died"))
     order = await play(worker, 4)
     await asyncio.wait_for(running, 5.0)
-    assert order == [str(person.id), "nightly:a.txt#1", "nightly:a.txt#2", "nightly:a.txt#3"]
-    assert ("failed", "nightly:a.txt#1") in batch.recorded
+    assert order == [str(person.id), "nightly:a.txt#1~2", "nightly:a.txt#2", "nightly:a.txt#3"]
+    assert pictures(tmp_path) == ["nightly:a.txt#1~2", "nightly:a.txt#2", "nightly:a.txt#3"]
+    summary = batch.close()
+    assert summary.finished == ["a.txt"] and not summary.failed
+    assert scheduler.batch_job_id is None
+
+
+async def test_a_batch_picture_that_crashes_twice_fails_and_the_run_goes_on(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """A worker crash on the retry too: that picture is failed (a_ERROR.txt says why), the
+    others are painted, and people's jobs go on afterwards."""
+    scheduler, worker, _ = parts
+    await scheduler.start()
+    batch = folder_run(tmp_path, 2)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    for job_id in ("nightly:a.txt#1", "nightly:a.txt#1~2"):
+        job = await asyncio.wait_for(worker.submitted.get(), 5.0)
+        assert job.job_id == job_id
+        worker.emit(Started(job_id, time.time()))
+        worker.emit(Failed(job_id, "crash", "the worker process died (killed by SIGKILL)"))
+    assert await play(worker, 1) == ["nightly:a.txt#2"]
+    await asyncio.wait_for(running, 5.0)
+    summary = batch.close()
+    assert pictures(tmp_path) == ["nightly:a.txt#2"] and len(summary.failed) == 1
+    report = (tmp_path / "tasks" / "a_ERROR.txt").read_text()
+    assert "killed by SIGKILL" in report and (tmp_path / "tasks" / "a.txt.done").exists()
+    person = await store.add(new_job(owner=1))
+    scheduler.wake()
+    assert await worker.next() == person.id
 
 
 async def test_cancelling_a_batch_cancels_its_picture(
-    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
 ) -> None:
     """run_batch cancelled (the bot stopping its nightly run): the picture being painted is
     cancelled in the worker, and once its Cancelled event comes people's jobs go on."""
     scheduler, worker, _ = parts
     await scheduler.start()
-    running = asyncio.create_task(scheduler.run_batch(FakeBatch(2)))
+    batch = folder_run(tmp_path, 2)
+    running = asyncio.create_task(scheduler.run_batch(batch))
     job = await asyncio.wait_for(worker.submitted.get(), 5.0)
     person = await store.add(new_job(owner=1))
     running.cancel()
@@ -373,3 +438,4 @@ async def test_cancelling_a_batch_cancels_its_picture(
     worker.emit(Cancelled(job.job_id))
     scheduler.wake()
     assert await worker.next() == person.id
+    batch.close()

@@ -45,6 +45,7 @@ from engine.worker import Done, WorkerHandle
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 TINY = {"vqgan": "tiny", "clip": "tiny"}
+TINY_FLAGS = ["--vqgan", "tiny", "--clip", "tiny"]
 
 
 def task_text(out_file: str, iterations: int = 2, **fields: Any) -> str:
@@ -325,6 +326,27 @@ async def test_a_missing_model_leaves_the_file_for_the_next_run(
     assert "doorways models download vqgan_imagenet_f16_1024" in summary.waiting[0]
     assert (tasks / "a.txt").exists() and progress_path(tasks / "a.txt").exists()
     assert not (tasks / "a_ERROR.txt").exists()
+
+
+@pytest.mark.timeout(120)
+def test_tasks_run_exits_1_while_pictures_wait_for_a_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`doorways tasks run` (its own worker) where one file's model is not downloaded: the
+    other file is made and done, that one waits for the next run, and the exit status is 1,
+    so a timer or a script does not take the night's work for done."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "a.txt").write_text(task_text("door"))
+    (tasks / "b.txt").write_text(task_text("gate", vqgan="vqgan_imagenet_f16_1024"))
+    argv = [
+        "tasks", "run", str(tasks), "--out-root", str(tmp_path / "out"), *TINY_FLAGS,
+        "--device", "cpu", "--threads", "1",
+    ]  # fmt: skip
+    assert cli.main(argv) == 1
+    assert made(tmp_path / "out" / "output", "door") == ["door_1.png"]
+    assert (tasks / "a.txt.done").exists() and (tasks / "b.txt").exists()
+    assert "doorways models download vqgan_imagenet_f16_1024" in caplog.text
 
 
 @module_loop

@@ -112,12 +112,9 @@ async def test_queue_quota_history_and_cancel(world: World) -> None:
     assert f"**#{(await world.job(waiting)).id}** · #" in queue
     assert f"#{(await world.job(theirs)).id}" not in queue  # only totals of other people's
 
-    quota = await world.say(me, "quota")
-    assert (
-        "of 50 images left today" in quota
-        and "<t:" in quota
-        and "Waiting or painting now: 2" in quota
-    )
+    quota = await world.say(me, "quota")  # one done, one painting, one waiting: 3 of 50 used
+    assert "You have **47** of 50 images left today" in quota and "<t:" in quota
+    assert "Waiting or painting now: 2 (at most" in quota
 
     cancelled = await world.say(me, "cancel")
     assert cancelled == f"Cancelled #{(await world.job(waiting)).id}."
