@@ -15,18 +15,17 @@ import math
 
 MIB = 2**20
 
-# The slopes were measured here on the CPU (peak resident memory above the loaded models)
-# at 256², 448×304, 512² and 640² with 32 cutouts and at 448×304 with 8: a straight line
-# misses each point by at most 53 MiB (docs/performance.md). The per-pixel slope agrees
-# with the GPU figures nerdyrodent/VQGAN-CLIP publishes for the same models on an RTX 3090
-# (8 GB at 380×380, 10 GB at 512×512: 17 KB a pixel).
-PER_PIXEL = 0.0165 * MIB
-PER_CUTOUT = 42.0 * MIB
-# What a GPU holds beyond that: the weights (908 MiB in fp32), CUDA's context, the cuDNN and
-# cuBLAS workspaces and the caching allocator's slack. No CPU shows it, so it is set to
-# reproduce those published figures (10 GB at 512×512 with 32 cutouts) until a GPU
-# measurement here (`doorways bench` prints peak_vram_mib) replaces it.
-FIXED = 4571 * MIB
+# Measured on an NVIDIA H200 (torch 2.11, CUDA 13.0) by `doorways gpu-report`: the
+# caching allocator's reserved peak after the warm-up, fp32, at 256², 448×304, 512², 640²
+# and 1024² with 32 cutouts and 448×304 with 8. A straight line misses each point by at most
+# 46 MiB (docs/performance.md, "Memory"). The per-pixel slope matches the CPU's (0.0165 MiB
+# a pixel, measured as peak resident memory).
+PER_PIXEL = 0.0162 * MIB
+PER_CUTOUT = 34.3 * MIB
+# The line's intercept (the weights, 908 MiB in fp32, and the allocator's slack) was
+# 948 MiB; CUDA's own context and library handles, which torch's allocator does not count,
+# take about 500 MiB more on current drivers (an allowance, not measured here).
+FIXED = (948 + 512) * MIB
 
 CPU_AREA = 450 * 300  # on a CPU the cap is about waiting time, not memory
 
