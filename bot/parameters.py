@@ -5,6 +5,7 @@ metadata. Used by the 📋 button, the "Get parameters" message command and /par
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -108,7 +109,8 @@ async def of_message(store: Store, message: discord.Message) -> Parameters:
             continue
         try:
             data = await attachment.read()
-            request = read_request_bytes(data, attachment.filename)
+            # Decoding a large or hostile PNG takes a while: not on the event loop.
+            request = await asyncio.to_thread(read_request_bytes, data, attachment.filename)
         except (discord.HTTPException, ValueError) as error:
             problems.append(str(error.text if isinstance(error, discord.HTTPException) else error))
             continue

@@ -4,6 +4,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine.entrance import (
@@ -22,6 +23,9 @@ from engine.request import (
     request_from_args,
 )
 from engine.tasks import add_tasks_arguments
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 TINY_NOTE = (
     "note: tiny models are untrained stand-ins (for tests and offline smoke runs): "
@@ -223,9 +227,12 @@ def _generate(request: Request) -> int:
 
     from engine import models
     from engine.loop import Finished, generate
-    from engine.outputs import save_png, save_preview
+    from engine.outputs import check_writable, png_bytes, write_png_safely
 
-    request.check_inputs()
+    for note in request.check_inputs():
+        print(f"note: {note}", file=sys.stderr)
+    output = Path(request.output).expanduser()
+    check_writable(output.with_suffix(".png"))  # before painting, not after
     device = models.resolve_device(request.device)
     vqgan = models.load_vqgan(request.vqgan, device)
     clip = models.load_clip(request.clip, device)
@@ -233,8 +240,7 @@ def _generate(request: Request) -> int:
         print(TINY_NOTE, file=sys.stderr)
     if request.compile != "off":
         print(COMPILE_NOTE, file=sys.stderr)
-    output = Path(request.output).expanduser()
-    preview_path = output.with_name(f"{output.stem}.preview.png")
+    previews = _Previews(output.with_name(f"{output.stem}.preview.png"))
     bar = tqdm(total=request.iterations, unit="it", file=sys.stderr, dynamic_ncols=True)
     with bar:
         for event in generate(request, vqgan, clip):
@@ -246,11 +252,42 @@ def _generate(request: Request) -> int:
             if event.iteration % 10 == 0 or event.iteration == event.total:
                 bar.set_postfix(loss=f"{event.loss_values()['total']:.4f}", refresh=False)
             if event.image is not None:
-                save_preview(event.image, preview_path)
-    path = save_png(result.image, result.request, output, str(device))
+                previews.save(event.image)
+    try:
+        png = png_bytes(result.image, result.request, str(device))
+        call = result.request.recipe().to_call_string()
+        path, elsewhere = write_png_safely(png, call, output)
+    except OSError as error:
+        print(f"doorways: error: {error}", file=sys.stderr)
+        return 1
+    if elsewhere is not None:
+        print(f"doorways: warning: {elsewhere}", file=sys.stderr)
     print(f"saved {path} in {result.seconds:.1f} s (seed {result.request.seed})", file=sys.stderr)
     print(f"reproduce: {result.request.recipe().to_call_string()}", file=sys.stderr)
     return 0
+
+
+class _Previews:
+    """The preview file, rewritten as the painting goes; a failure to write it is said once
+    and does not stop the painting."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.broken = path, False
+
+    def save(self, image: "Tensor") -> None:
+        from engine.outputs import save_preview
+
+        if self.broken:
+            return
+        try:
+            save_preview(image, self.path)
+        except OSError as error:
+            self.broken = True
+            print(
+                f"doorways: warning: cannot write the preview {self.path} "
+                f"({error.strerror or error}); painting goes on without previews",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from engine import deterministic, losses
 from engine.cutouts import render_cutouts, sample_augmentations, sample_cutouts
+from engine.images import read_image
 from engine.models import CLIP, VQGAN
 from engine.request import Request
 
@@ -85,9 +86,11 @@ class _ClampWithGrad(torch.autograd.Function):
 
 
 def load_image(path: str, width: int, height: int, device: torch.device) -> Tensor:
-    """An image file as (1, 3, H, W) in [0, 1], resized to exactly width × height."""
-    with Image.open(path) as image:
-        rgb = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    """An image file as (1, 3, H, W) in [0, 1], resized to exactly width × height.
+
+    ImageError (a ValueError) if the file is unreadable, too large or damaged.
+    """
+    rgb = read_image(path).image.resize((width, height), Image.Resampling.LANCZOS)
     data = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     return data.view(height, width, 3).permute(2, 0, 1)[None].float().div(255).to(device)
 

@@ -4,15 +4,18 @@ torch is imported where tensors are converted, so reading a PNG's recipe (the bo
 not load it.
 """
 
+import contextlib
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image, PngImagePlugin
 
 from engine import __version__
+from engine.images import read_text
 from engine.request import Request
 
 if TYPE_CHECKING:
@@ -67,11 +70,56 @@ def png_bytes(image: "Tensor", request: Request, device: str) -> bytes:
 
 def write_png(png: bytes, call_string: str, path: Path) -> Path:
     """Write an encoded PNG at `path` (or the first free `stem_N.png`) and its `.txt` call
-    string beside it; returns where the PNG went."""
+    string beside it; returns where the PNG went. OSError if either cannot be written; then
+    neither is left behind."""
     path = claim_path(path.with_suffix(".png"))
-    path.write_bytes(png)
-    path.with_suffix(".txt").write_text(call_string + "\n", encoding="utf-8")
+    try:
+        path.write_bytes(png)
+        path.with_suffix(".txt").write_text(call_string + "\n", encoding="utf-8")
+    except BaseException:
+        for written in (path, path.with_suffix(".txt")):
+            with contextlib.suppress(OSError):
+                written.unlink()
+        raise
     return path
+
+
+def fallback_folders() -> list[Path]:
+    """Where a picture goes when its own path cannot take it, in order: `outputs` beside the
+    models folder (data/outputs in a checkout), then the system's temporary folder."""
+    from engine.registry import model_dir
+
+    return [model_dir().parent / "outputs", Path(tempfile.gettempdir()) / "doorways"]
+
+
+def write_png_safely(png: bytes, call_string: str, path: Path) -> tuple[Path, str | None]:
+    """write_png at `path`, or, if that fails (disk full, folder removed or read-only), in
+    the first of fallback_folders() that takes it. Returns where it went and, if that is not
+    `path`, a note saying why and where. OSError, listing each place tried, if none did."""
+    tried = []
+    for folder in [None, *fallback_folders()]:
+        target = path if folder is None else folder / path.with_suffix(".png").name
+        try:
+            saved = write_png(png, call_string, target)
+        except OSError as error:
+            tried.append(f"{target.parent}: {error.strerror or error}")
+            continue
+        if folder is None:
+            return saved, None
+        return saved, f"could not save to {path} ({tried[0]}); saved to {saved} instead"
+    raise OSError(f"could not save the picture anywhere ({'; '.join(tried)})")
+
+
+def check_writable(path: Path) -> None:
+    """ValueError unless a picture can be written at `path`: its folder is created if need
+    be and a file made there (and removed), so a bad -o fails before any painting."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doorways-check-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write the picture to {path}: {error.strerror or error}") from None
 
 
 def save_preview(image: "Tensor", path: Path) -> None:
@@ -82,25 +130,14 @@ def save_preview(image: "Tensor", path: Path) -> None:
 
 
 def read_request(path: Path) -> Request:
-    """The request recorded in a Doorways PNG (its JSON, or failing that its call string)."""
-    try:
-        with Image.open(path) as image:
-            text = dict(getattr(image, "text", {}))
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
-    except OSError as error:
-        raise ValueError(f"cannot read {path} as an image: {error}") from None
-    return _request_from_text(text, str(path))
+    """The request recorded in a Doorways PNG (its JSON, or failing that its call string).
+    ValueError (engine.images.ImageError for the file itself) if there is none."""
+    return _request_from_text(read_text(path), str(path))
 
 
 def read_request_bytes(data: bytes, name: str = "the image") -> Request:
     """read_request for a PNG in memory (an upload, a Discord attachment); errors say `name`."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            text = dict(getattr(image, "text", {}))
-    except OSError as error:
-        raise ValueError(f"cannot read {name} as an image: {error}") from None
-    return _request_from_text(text, name)
+    return _request_from_text(read_text(data, name), name)
 
 
 def _request_from_text(text: dict[str, str], name: str) -> Request:

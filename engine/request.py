@@ -302,13 +302,16 @@ class Request:
 
     # Checks that touch the file system --------------------------------------
 
-    def check_inputs(self) -> None:
-        """Raise ValueError if an input file is unreadable or a model is unknown."""
+    def check_inputs(self) -> list[str]:
+        """Raise ValueError if an input image is unreadable or a model is unknown; return
+        notes for the user (an animated image: its first frame is used)."""
         from engine import registry
+        from engine.images import read_image
 
+        notes = []
         for path in [self.init_image, *(p.text for p in self.image_prompts)]:
-            if path is not None:
-                _check_image(path)
+            if path is not None and (note := read_image(path).note):
+                notes.append(note)
         for kind, name in (("vqgan", self.vqgan), ("clip", self.clip)):
             if not registry.is_known_model(kind, name):
                 choices = ", ".join(
@@ -318,6 +321,7 @@ class Request:
                     f"unknown {kind} model {name!r}: not a file, and not one of {choices} "
                     "(or random:NAME)"
                 )
+        return notes
 
     def replace(self, **changes: Any) -> "Request":
         return dataclasses.replace(self, **changes)
@@ -431,18 +435,6 @@ def _check_device(device: str) -> None:
     kind, _, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
         raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
-
-
-def _check_image(path: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except FileNotFoundError:
-        raise ValueError(f"image not found: {path}") from None
-    except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from None
 
 
 # Command line ----------------------------------------------------------------

@@ -29,12 +29,14 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -221,9 +223,21 @@ def move_over(temps: Sequence[str | Path], final: Path) -> None:
     for temp, target in zip(temps, (final, final.with_suffix(".txt")), strict=False):
         if Path(temp).exists():
             mode = target.stat().st_mode if target.exists() else None
-            os.replace(temp, target)
+            _move(Path(temp), target)
             if mode is not None:
                 os.chmod(target, mode)
+
+
+def _move(source: Path, target: Path) -> None:
+    """os.replace, or across file systems (a picture the worker saved in a fallback folder)
+    copy then remove."""
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target)
+        source.unlink()
 
 
 def place_numbered(temps: Sequence[str | Path], folder: Path, stem: str) -> Path:
@@ -356,34 +370,47 @@ class TaskRun:
 
     # Results
     def place(self, index: int, done: Done) -> Path:
-        """Move a finished picture (and its .txt) to the next free OUT_FILE_N name."""
+        """Move a finished picture (and its .txt) to the next free OUT_FILE_N name; where
+        that cannot be done (disk full, folder not writable) it stays where the worker saved
+        it, and the log says where."""
         job = self.jobs[index]
-        final = claim_numbered(job.folder, job.out_file)
-        self.records[index] = {
-            "state": "saving",
-            "png": str(final),
-            "temps": list(done.paths),
-            "seed": done.seed,
-            "call_string": done.call_string,
-        }
+        record = {"png": done.png, "seed": done.seed, "call_string": done.call_string}
+        try:
+            final = claim_numbered(job.folder, job.out_file)
+        except OSError as error:
+            log.error("%s: cannot name a picture in %s (%s); it stays at %s",
+                      self.name, job.folder, error, done.png)  # fmt: skip
+            self.records[index] = {**record, "state": "done"}
+        else:
+            self.records[index] = {
+                **record, "state": "saving", "png": str(final), "temps": list(done.paths)
+            }  # fmt: skip
+            self._save()
+            self._settle(index)
         self._save()
-        self._settle(index)
-        self._save()
-        return final
+        return Path(self.records[index]["png"]) if index in self.records else Path(done.png)
 
     def _settle(self, index: int) -> None:
-        """Finish moving a "saving" picture; if it was lost, the job runs again (the caller
-        saves the progress)."""
+        """Finish moving a "saving" picture: done under its claimed name, or, if it cannot be
+        moved, where the worker left it; if it was lost, the job runs again (the caller saves
+        the progress)."""
         record = self.records[index]
-        final = Path(record["png"])
-        move_over(record["temps"], final)
-        if final.exists() and final.stat().st_size > 0:
-            self.records[index] = {k: record[k] for k in ("png", "seed", "call_string")}
-            self.records[index]["state"] = "done"
-        else:  # the picture never reached the disk: free the claimed names
-            for claimed in (final, final.with_suffix(".txt")):
-                if claimed.exists() and claimed.stat().st_size == 0:
-                    claimed.unlink()
+        final, kept = Path(record["png"]), Path(record["temps"][0])
+        try:
+            move_over(record["temps"], final)
+        except OSError as error:
+            log.error("%s: cannot move %s to %s (%s)", self.name, kept, final, error)
+        done = {k: record[k] for k in ("png", "seed", "call_string")}
+        if not kept.exists() and final.exists() and final.stat().st_size > 0:
+            self.records[index] = {**done, "state": "done"}
+            return
+        for claimed in (final, final.with_suffix(".txt")):  # ours: empty, or a copy cut short
+            if claimed.exists() and (kept.exists() or claimed.stat().st_size == 0):
+                claimed.unlink()
+        if kept.exists() and kept.stat().st_size > 0:
+            log.error("%s: the picture stays at %s", self.name, kept)
+            self.records[index] = {**done, "state": "done", "png": str(kept)}
+        else:  # the picture never reached the disk
             del self.records[index]
 
     def fail(self, index: int, kind: str, message: str) -> str:
@@ -636,7 +663,10 @@ async def _run_jobs(worker: WorkerHandle, run: FolderRun) -> None:
         async for event in events:
             if not run.owns(event.job_id):
                 continue
-            run.record(event)
+            try:
+                run.record(event)
+            except OSError as error:  # e.g. the disk is full: the progress file cannot be kept
+                log.error("cannot record what became of %s: %s", event.job_id, error)
             while (job := run.next_job()) is not None:
                 worker.submit(job)
             if run.idle:

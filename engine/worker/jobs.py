@@ -7,6 +7,7 @@ process, a Ray actor), and `Health` is how one is doing.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import ClassVar, Literal, Protocol
 
 from engine.request import Request
+
+log = logging.getLogger("doorways.worker")
 
 FailureKind = Literal["bad_request", "out_of_memory", "model_missing", "crash", "internal"]
 
@@ -111,14 +114,18 @@ class Painted:
     total_s: float  # from pick-up to the encoded PNG
 
     def save(self, output: str | Path) -> Done | Failed:
-        """Write the PNG and its call string where the job said (never overwriting)."""
-        from engine.outputs import write_png
+        """Write the PNG and its call string where the job said (never overwriting), or, when
+        that folder cannot take it (disk full, removed), in a fallback folder, which the log
+        names (engine.outputs.write_png_safely). Failed only if no folder can."""
+        from engine.outputs import write_png_safely
 
         begun = time.perf_counter()
         try:
-            path = write_png(self.png, self.call_string, Path(output))
-        except OSError as error:
-            return Failed(self.job_id, "internal", f"the picture could not be saved: {error}")
+            path, elsewhere = write_png_safely(self.png, self.call_string, Path(output))
+        except OSError as error:  # "could not save the picture anywhere (…each place…)"
+            return Failed(self.job_id, "internal", str(error))
+        if elsewhere is not None:
+            log.warning("job %s: %s", self.job_id, elsewhere)
         return Done(
             self.job_id,
             (str(path), str(path.with_suffix(".txt"))),

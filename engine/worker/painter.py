@@ -220,6 +220,7 @@ class Painter:
         self, job: Job, cancelled: Callable[[], bool]
     ) -> Generator[Item, None, Painted | Failed | Cancelled]:
         from engine import registry
+        from engine.images import ImageError
         from engine.loop import Finished, generate
         from engine.outputs import png_bytes
         from engine.registry import ModelError, ModelMissing
@@ -227,7 +228,8 @@ class Painter:
         picked = time.perf_counter()
         try:
             request = Request.from_json(job.request_json)
-            request.check_inputs()
+            for note in request.check_inputs():
+                log.warning("job %s: %s", job.job_id, note)
         except (ValueError, TypeError) as error:
             return Failed(job.job_id, "bad_request", str(error))
 
@@ -298,6 +300,8 @@ class Painter:
                     last_report = now
                 if cancelled():
                     return Cancelled(job.job_id)
+        except ImageError as error:  # an input image changed since check_inputs
+            return Failed(job.job_id, "bad_request", str(error))
         except Exception as error:
             if not is_out_of_memory(error):
                 raise

@@ -80,7 +80,7 @@ def test_entrance_reproduces_pixel_for_pixel(
         (["generate", "a", "--optimizer", "sgd"], "invalid choice: 'sgd'"),
         (["entrance", "heaven"], "an entrance needs two or more realms"),
         (["entrance", "--preset", "heaven-hel"], "unknown preset 'heaven-hel' (did you mean"),
-        (["params", "nothing.png"], "no such file: nothing.png"),
+        (["params", "nothing.png"], "image not found: nothing.png"),
         (["models", "download", "nonesuch"], "nonesuch"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],

@@ -195,7 +195,7 @@ def test_check_inputs(tmp_path: Path) -> None:
         Request(prompts=HEAVEN_HELL, init_image=str(tmp_path / "nope.png")).check_inputs()
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"cannot read image .*garbage\.png"):
+    with pytest.raises(ValueError, match=r"cannot read .*garbage\.png as an image"):
         Request(prompts=HEAVEN_HELL, init_image=str(garbage)).check_inputs()
     with pytest.raises(ValueError, match="unknown vqgan model 'vqgan_nonesuch'"):
         Request(prompts=HEAVEN_HELL, vqgan="vqgan_nonesuch").check_inputs()

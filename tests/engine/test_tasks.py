@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
 import os
 import signal
@@ -42,6 +43,7 @@ from engine.tasks import (
     run_folder,
 )
 from engine.worker import Done, WorkerHandle
+from tests import hostile_images as hostile
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 TINY = {"vqgan": "tiny", "clip": "tiny"}
@@ -182,6 +184,50 @@ def test_a_crash_while_moving_a_picture_is_completed(tmp_path: Path) -> None:
     assert third.pending() == [1] and not lost.exists()
 
 
+def test_a_picture_that_cannot_reach_its_folder_stays_where_it_was_saved(tmp_path: Path) -> None:
+    """The output folder is a file now, or the move fails across file systems half way: the
+    job counts as made, at the place the worker saved it, and nothing half-copied is left."""
+    folder, out, rescued = tmp_path / "tasks", tmp_path / "out", tmp_path / "rescued"
+    folder.mkdir()
+    rescued.mkdir()
+    path = folder / "a.txt"
+    path.write_text(task_text("dog", each=2))
+    run = TaskRun(path, "a.txt", path.read_text(), expand_task(path.read_text(), out_root=out))
+    pictures = []
+    for n in (1, 2):
+        png = rescued / f"dog{n}.png"
+        png.write_bytes(b"png bytes")
+        png.with_suffix(".txt").write_text("call\n")
+        pictures.append(Done(f"a.txt#{n}", (str(png), str(png.with_suffix(".txt"))), n, "call",
+                             0, 0, 0))  # fmt: skip
+    out.mkdir()
+    (out / "output").write_text("a file where the folder was")
+    assert run.place(0, pictures[0]) == rescued / "dog1.png"
+    assert run.records[0] == {"state": "done", "png": str(rescued / "dog1.png"), "seed": 1,
+                              "call_string": "call"}  # fmt: skip
+
+    (out / "output").unlink()
+
+    replace = os.replace
+
+    def other_disk(source: Path, target: Path) -> None:
+        if Path(source).parent == rescued:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        replace(source, target)
+
+    def copy_cut_short(source: Path, target: Path) -> None:
+        target.write_bytes(b"png")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as mp:  # no second disk here: the move says it is one
+        mp.setattr(tasks.os, "replace", other_disk)
+        mp.setattr(tasks.shutil, "copyfile", copy_cut_short)
+        assert run.place(1, pictures[1]) == rescued / "dog2.png"
+    assert run.records[1]["png"] == str(rescued / "dog2.png")
+    assert list((out / "output").iterdir()) == []  # the claimed names and the cut copy: gone
+    assert run.complete() and (rescued / "dog2.png").read_bytes() == b"png bytes"
+
+
 def test_an_edited_task_file_starts_over(tmp_path: Path) -> None:
     """Progress belongs to the text it was made for: an edited file runs from the start."""
     path = tmp_path / "a.txt"
@@ -310,6 +356,36 @@ async def test_a_folder_run(worker: WorkerHandle, tmp_path: Path) -> None:
     again = await run_folder(tasks, settings_for(tmp_path), worker=worker)
     assert again.files == 0 and not again.made and not again.refused
     assert (tasks / "bad_ERROR.txt").read_text() == refused
+
+
+@module_loop
+@pytest.mark.timeout(120)
+async def test_hostile_images_are_lines_in_the_error_file(
+    worker: WorkerHandle, tmp_path: Path
+) -> None:
+    """Init images and image prompts that declare 30000×30000 pixels, end early or carry a
+    huge text chunk: one line each in STEM_ERROR.txt; an animated GIF paints its first frame."""
+    folder, output = tmp_path / "tasks", tmp_path / "out" / "output"
+    folder.mkdir()
+    (folder / "bomb.png").write_bytes(hostile.png_declaring(30000, 30000))
+    (folder / "cut.png").write_bytes(hostile.truncated_png())
+    (folder / "zip.png").write_bytes(hostile.png_with_text("zTXt", 64 << 20))
+    (folder / "door.gif").write_bytes(hostile.animated("GIF"))
+    (folder / "a.txt").write_text(task_text("bad", style=["", "Klee"], init_image="bomb.png"))
+    (folder / "b.txt").write_text(task_text("bad", init_image="cut.png"))
+    (folder / "c.txt").write_text(task_text("bad", image_prompts="zip.png"))
+    (folder / "d.txt").write_text(task_text("gif", init_image="door.gif"))
+
+    summary = await run_folder(folder, settings_for(tmp_path), worker=worker)
+
+    assert len(summary.failed) == 4 and made(output, "gif") == ["gif_1.png"]
+    assert made(output, "bad") == [] and summary.finished == ["a.txt", "b.txt", "c.txt", "d.txt"]
+    errors = {name: (folder / f"{name}_ERROR.txt").read_text() for name in "abc"}
+    assert errors["a"].count("bomb.png declares 30000×30000 pixels (900,000,000)") == 2
+    assert "cut.png as an image: image file is truncated" in errors["b"]
+    assert "zip.png carries more than 1,048,576 bytes of PNG text" in errors["c"]
+    assert all(e.count("\n- ") == e.count("- ") for e in errors.values())  # a line each
+    assert not (folder / "d_ERROR.txt").exists()
 
 
 @module_loop

@@ -45,6 +45,7 @@ from engine.worker import (
     suggest_size,
 )
 from engine.worker.painter import DeviceBroken, Painter
+from tests import hostile_images as hostile
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -470,6 +471,52 @@ def test_cancel_flag_stops_between_iterations_and_closes_the_loop(
     assert runner.run(5, Job.of("again", tiny_request(9), tmp_path / "a.png")) == Cancelled("again")
     assert steps == [1, 2, 3] and not isinstance(runner.events[-2], Started)
     assert isinstance(runner.run(6, Job.of("other", tiny_request(9), tmp_path / "o.png")), Done)
+
+
+def test_a_hostile_input_image_fails_that_job_only(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A decompression bomb as init image or image prompt: bad_request, one line, nothing
+    painted; an animated init image paints, with a warning in the log."""
+    monkeypatch.setattr(loop, "generate", _fake_generate(2))
+    bomb, gif = tmp_path / "bomb.png", tmp_path / "door.gif"
+    bomb.write_bytes(hostile.png_declaring(30000, 30000))
+    gif.write_bytes(hostile.animated("GIF"))
+    for n, changes in enumerate(
+        [{"init_image": str(bomb)}, {"image_prompts": (Prompt(str(bomb)),)}]
+    ):
+        failed = runner.run(n, Job.of(f"bad{n}", tiny_request(2, **changes), tmp_path / "b.png"))
+        assert isinstance(failed, Failed) and failed.kind == "bad_request"
+        assert failed.message.startswith(f"{bomb} declares 30000×30000 pixels (900,000,000)")
+        assert "\n" not in failed.message and not (tmp_path / "b.png").exists()
+    done = runner.run(5, Job.of("gif", tiny_request(2, init_image=str(gif)), tmp_path / "g.png"))
+    assert isinstance(done, Done)
+    assert f"job gif: {gif} is animated: its first frame is used" in caplog.text
+
+
+def test_a_picture_its_folder_cannot_take_is_saved_in_the_fallback(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The job's folder is a file (or full): Done with the PNG in data/outputs and a warning;
+    with nowhere to save, the job fails with each place named, and the runner goes on."""
+    monkeypatch.setenv("DOORWAYS_MODELS", str(tmp_path / "data" / "models"))
+    monkeypatch.setattr(loop, "generate", _fake_generate(2))
+    (tmp_path / "gone").write_text("a file where the folder was")
+    done = runner.run(1, Job.of("j", tiny_request(2), tmp_path / "gone" / "job-1.png"))
+    assert isinstance(done, Done) and done.png == str(tmp_path / "data" / "outputs" / "job-1.png")
+    assert Path(done.png).is_file() and Path(done.paths[1]).is_file()
+    assert f"could not save to {tmp_path / 'gone' / 'job-1.png'}" in caplog.text
+
+    (tmp_path / "data" / "outputs").rename(tmp_path / "data" / "was")
+    (tmp_path / "data" / "outputs").write_text("a file")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "gone"))
+    failed = runner.run(2, Job.of("k", tiny_request(2), tmp_path / "gone" / "job-2.png"))
+    assert isinstance(failed, Failed) and failed.kind == "internal"
+    assert failed.message.startswith("could not save the picture anywhere")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    assert isinstance(runner.run(3, Job.of("l", tiny_request(2), tmp_path / "l.png")), Done)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from bot.store import Job
 from bot.views import job_custom_id
 from engine.outputs import read_request_bytes
 from engine.request import Request
+from tests import hostile_images as hostile
 from tests.bot.running import command, eventually, job_id_of, result_of, running_bot, tiny_settings
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -199,6 +200,32 @@ async def test_parameters_of_a_reuploaded_png_come_from_its_metadata(world: Worl
     refused = await world.fake.context_menu(owner, plain, "Get parameters")
     await refused.wait_response()
     assert refused.ephemeral and "not a Doorways job" in refused.original.content  # type: ignore[union-attr]
+
+
+@module_loop
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (hostile.png_declaring(30000, 30000), "bomb.png declares 30000×30000 pixels"),
+        (hostile.truncated_png(), "cannot read bomb.png as an image: image file is truncated"),
+        (hostile.png_with_text("zTXt", 64 << 20), "bomb.png carries more than 1,048,576 bytes"),
+        (hostile.animated("PNG"), "bomb.png carries no Doorways parameters"),
+    ],
+)
+async def test_parameters_of_a_hostile_png_are_refused_privately(
+    world: World, data: bytes, says: str
+) -> None:
+    """A PNG that is a decompression bomb, cut short, full of text or animated: a private
+    one-line answer, and the bot goes on answering."""
+    owner = world.user()
+    upload = await world.fake.send_message(
+        owner, world.fake.channel, "look", attachments=[Upload("bomb.png", data)]
+    )
+    handle = await world.fake.context_menu(owner, upload, "Get parameters")
+    await handle.wait_response()
+    assert handle.ephemeral and handle.original is not None
+    assert handle.original.content.startswith("That message has no Doorways parameters: ")
+    assert says in handle.original.content and "\n" not in handle.original.content
 
 
 @module_loop
