@@ -12,7 +12,9 @@ import asyncio
 import datetime as dt
 import importlib
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -217,7 +219,8 @@ async def test_admin_status_shows_the_task_folder_picture_painting(
     fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
     """While the worker paints a picture of the task folder, /admin status names it rather
-    than saying that nothing paints; once the run is stopped, nothing paints."""
+    than saying that nothing paints; kill -9 of the worker meanwhile: a fresh worker paints
+    it again as the run's retry (a.txt#1~2); once the run is stopped, nothing paints."""
     fake = fake_discord
     tasks = tmp_path / "tasks"
     tasks.mkdir()
@@ -232,6 +235,16 @@ async def test_admin_status_shows_the_task_folder_picture_painting(
         status = await say(fake, mod, "status", group="admin")
         assert "**Queue:** 0 waiting, task folder picture `nightly:a.txt#1` painting" in status
         assert "nothing painting" not in status
+
+        worker = bot.scheduler.worker
+        await until(lambda: worker.health().job_since, timeout=30)  # painting, not queued
+        pid = worker.health().pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: worker.health().job_id == "nightly:a.txt#1~2" or None, timeout=30)
+        assert worker.health().restarts == 1 and worker.health().pid != pid
+        status = await say(fake, mod, "status", group="admin")
+        assert "task folder picture `nightly:a.txt#1~2` painting" in status
         await runner_of(bot).stop()  # cancels the picture; the next run goes on with it
         await until(lambda: None if bot.scheduler.batch_job_id else True, timeout=30)
         assert ", nothing painting" in await say(fake, mod, "status", group="admin")
