@@ -4,7 +4,8 @@ so an unmodified discord.py bot can connect to it and be driven end to end.
 - ``state``: the world (users, guilds, roles, members, channels, messages, attachments)
 - ``payloads``: the world as Discord's JSON
 - ``gateway``: the websocket (HELLO, IDENTIFY, READY, GUILD_CREATE, DISPATCH, RESUME)
-- ``rest``: the HTTP API under /api/v10 and the attachment "CDN"
+- ``rest``: the HTTP API under /api/v10 (each request recorded as a ``Call``), with Discord's
+  permission checks and 403s, and the attachment "CDN"
 - ``effects``: every change, with its gateway event and change-feed entry
 - ``interactions`` / ``commands``: app commands, interactions and the bot's answers
 - ``changes``: the ordered stream of what happened (for tests and a UI)
@@ -16,6 +17,7 @@ from .discordpy import point_discord_py_at, set_discord_endpoints
 from .errors import DiscordError
 from .gateway import Intent
 from .interactions import CallbackType, Interaction, InteractionResponse, InteractionType
+from .rest import Call
 from .server import FakeDiscord
 from .state import (
     Attachment,
@@ -33,6 +35,7 @@ from .state import (
 
 __all__ = [
     "Attachment",
+    "Call",
     "CallbackType",
     "Change",
     "ChangeFeed",

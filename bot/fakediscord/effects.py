@@ -383,10 +383,28 @@ class Effects:
             self.gateway.dispatch("CHANNEL_CREATE", data, intent=Intent.GUILDS)
             self._guild_changed(self.world.guilds[channel.guild_id], "CHANNEL_CREATE", data)
 
+    def thread_created(self, thread: Channel) -> None:
+        assert thread.guild_id is not None
+        data = {**payloads.channel(self.world, thread), "newly_created": True}
+        self.gateway.dispatch("THREAD_CREATE", data, intent=Intent.GUILDS)
+        self._guild_changed(self.world.guilds[thread.guild_id], "THREAD_CREATE", data)
+
+    def channel_updated(self, channel: Channel) -> None:
+        """CHANNEL_UPDATE: e.g. its permission overwrites changed."""
+        assert channel.guild_id is not None
+        data = payloads.channel(self.world, channel)
+        self.gateway.dispatch("CHANNEL_UPDATE", data, intent=Intent.GUILDS)
+        self._guild_changed(self.world.guilds[channel.guild_id], "CHANNEL_UPDATE", data)
+
     def role_created(self, guild: Guild, role: Role) -> None:
         data = {"guild_id": str(guild.id), "role": payloads.role(role)}
         self.gateway.dispatch("GUILD_ROLE_CREATE", data, intent=Intent.GUILDS)
         self._guild_changed(guild, "GUILD_ROLE_CREATE", data)
+
+    def role_updated(self, guild: Guild, role: Role) -> None:
+        data = {"guild_id": str(guild.id), "role": payloads.role(role)}
+        self.gateway.dispatch("GUILD_ROLE_UPDATE", data, intent=Intent.GUILDS)
+        self._guild_changed(guild, "GUILD_ROLE_UPDATE", data)
 
     def member_added(self, guild: Guild, member: Member) -> None:
         data = {**payloads.member(member), "guild_id": str(guild.id)}

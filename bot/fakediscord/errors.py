@@ -98,6 +98,10 @@ def empty_message() -> DiscordError:
     return DiscordError(400, 50006, "Cannot send an empty message")
 
 
+def cannot_dm() -> DiscordError:
+    return DiscordError(403, 50007, "Cannot send messages to this user")
+
+
 def missing_permissions() -> DiscordError:
     return DiscordError(403, 50013, "Missing Permissions")
 

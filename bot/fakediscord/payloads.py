@@ -21,6 +21,7 @@ from .state import (
     Role,
     User,
     World,
+    snowflake_time,
 )
 
 
@@ -95,6 +96,23 @@ def channel(world: World, c: Channel, *, permissions: int | None = None) -> dict
     if c.is_dm:
         others = [world.users[i] for i in c.recipient_ids if i != world.bot.id]
         payload["recipients"] = [user(u) for u in others]
+    elif c.is_thread:
+        payload.update(
+            guild_id=str(c.guild_id),
+            name=c.name,
+            parent_id=str(c.parent_id),
+            owner_id=str(c.owner_id),
+            rate_limit_per_user=0,
+            message_count=len(c.message_ids),
+            total_message_sent=len(c.message_ids),
+            member_count=1,
+            thread_metadata={
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": iso(snowflake_time(c.id)),
+                "locked": False,
+            },
+        )
     else:
         payload.update(
             guild_id=str(c.guild_id),
@@ -159,7 +177,7 @@ def guild_create(world: World, g: Guild) -> dict[str, Any]:
         member_count=len(g.members),
         members=[member(m) for m in g.members.values()],
         channels=[channel(world, world.channels[c]) for c in g.channel_ids],
-        threads=[],
+        threads=[channel(world, world.channels[t]) for t in g.thread_ids],
         presences=[],
         voice_states=[],
         stage_instances=[],

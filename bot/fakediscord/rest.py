@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -33,6 +35,25 @@ _TOKEN_ROUTES = (
     "/webhooks/{webhook_id}/{webhook_token}",
     "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
 )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request the bot made and how it was answered (``code``: Discord's JSON error
+    code, 0 for a success)."""
+
+    method: str
+    route: str  # discord.py's Route path, e.g. /channels/{channel_id}/messages/{message_id}
+    params: dict[str, str]  # the path's values: {"channel_id": "...", "message_id": "..."}
+    status: int
+    code: int = 0
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def invalid(self) -> bool:
+        """What Discord counts toward its invalid-request limit (10,000 per 10 minutes bans
+        the IP): 401, 403 and 429 answers."""
+        return self.status in (401, 403, 429)
 
 
 def json_response(
@@ -75,6 +96,7 @@ class RestApi:
         self.application_flags = application_flags
         self.gateway_url = gateway_url
         self.unknown_requests: list[str] = []
+        self.calls: list[Call] = []  # every API request, in order
 
     # Wiring -----------------------------------------------------------------------------------
 
@@ -220,6 +242,7 @@ class RestApi:
             "",
         )
         headers: dict[str, str] = {}
+        code = 0
         try:
             if (
                 route not in _TOKEN_ROUTES
@@ -235,10 +258,14 @@ class RestApi:
                 route,
                 limited.retry_after,
             )
-            return json_response(limited.body(), 429, limited.headers)
+            response = json_response(limited.body(), 429, limited.headers)
         except DiscordError as error:
             response = json_response(error.payload(), error.status)
-        response.headers.update(headers)
+            code = error.code
+        params = {k: v for k, v in request.match_info.items() if k != "tail"}
+        self.calls.append(Call(request.method, route, params, response.status, code))
+        if response.status != 429:
+            response.headers.update(headers)
         return response
 
     async def unknown_route(self, request: web.Request) -> web.Response:
@@ -403,18 +430,30 @@ class RestApi:
         return json_response(payloads.message(self.world, message))
 
     async def create_message(self, request: web.Request) -> web.Response:
-        channel = self._channel(request, Permission.SEND_MESSAGES)
+        """Posting takes Send Messages (in a thread: Send Messages in Threads), files Attach
+        Files, a reply Read Message History; a DM needs the person to accept the bot's DMs."""
+        channel = self._channel(request)
         body, uploads = await self.read_body(request)
-        if uploads:
-            self.effects.require(self.world.bot, channel, Permission.ATTACH_FILES)
+        needed = channel.send_permission | (Permission.ATTACH_FILES if uploads else 0)
+        if body.get("message_reference"):
+            needed |= Permission.READ_MESSAGE_HISTORY
+        self.effects.require(self.world.bot, channel, needed)
+        if channel.is_dm and not all(
+            self.world.users[i].accepts_dms for i in channel.recipient_ids
+        ):
+            raise errors.cannot_dm()
         message = self.effects.post_message(channel, self.world.bot, body, uploads)
         return json_response(payloads.message(self.world, message))
 
     async def edit_message(self, request: web.Request) -> web.Response:
-        _, message = self._message(request)
+        """Editing one's own message takes only seeing the channel (people muted by an
+        overwrite can still edit theirs), and Attach Files for new files."""
+        channel, message = self._message(request)
         if message.author.id != self.world.bot.id:
             raise errors.not_author()
         body, uploads = await self.read_body(request)
+        if uploads:
+            self.effects.require(self.world.bot, channel, Permission.ATTACH_FILES)
         self.effects.edit_message(message, body, uploads)
         return json_response(payloads.message(self.world, message))
 
@@ -483,7 +522,8 @@ class RestApi:
         return no_content()
 
     async def typing(self, request: web.Request) -> web.Response:
-        channel = self._channel(request, Permission.SEND_MESSAGES)
+        channel = self.world.channel(request.match_info["channel_id"])
+        self.effects.require(self.world.bot, channel, channel.send_permission)
         self.effects.typing(channel, self.world.bot)
         return no_content()
 

@@ -22,7 +22,7 @@ from .effects import Effects
 from .gateway import PRIVILEGED_INTENTS, Gateway, application_flags
 from .interactions import Interaction, Interactions, InteractionType, Resolved
 from .ratelimits import Fault, Limit, Traffic
-from .rest import RestApi
+from .rest import Call, RestApi
 from .state import (
     DEFAULT_UPLOAD_LIMIT,
     Channel,
@@ -216,13 +216,48 @@ class FakeDiscord:
         self.effects.member_updated(guild, member)
         return member
 
+    def create_thread(self, parent: Channel, name: str, *, owner: User | None = None) -> Channel:
+        """A public thread in ``parent``; it takes its permissions from ``parent``."""
+        thread = self.world.add_thread(parent, name, owner or self.owner)
+        self.effects.thread_created(thread)
+        return thread
+
     def set_overwrite(
         self, channel: Channel, target: Role | User, *, allow: int = 0, deny: int = 0
     ) -> None:
-        """Set a channel permission overwrite for a role or a member (no gateway event yet)."""
+        """Set ``channel``'s permission overwrite for a role (``guild.everyone`` for @everyone)
+        or a member (a person, or ``bot_user``), replacing the one it had; the bot is told
+        (CHANNEL_UPDATE), and its requests meet the new permissions at once."""
+        if channel.is_dm or channel.is_thread:
+            raise ValueError(
+                "overwrites belong to guild text channels (a thread uses its parent's)"
+            )
         kind = 0 if isinstance(target, Role) else 1
         channel.overwrites = [o for o in channel.overwrites if (o.type, o.id) != (kind, target.id)]
-        channel.overwrites.append(Overwrite(target.id, kind, allow, deny))
+        if allow or deny:
+            channel.overwrites.append(Overwrite(target.id, kind, int(allow), int(deny)))
+        self.effects.channel_updated(channel)
+
+    def clear_overwrite(self, channel: Channel, target: Role | User) -> None:
+        """Remove ``channel``'s overwrite for ``target`` (its roles' permissions apply again)."""
+        self.set_overwrite(channel, target)
+
+    def set_role_permissions(
+        self, role: Role, permissions: int, *, guild: Guild | None = None
+    ) -> None:
+        """Change a role's server-wide permissions (the bot's own role is the one whose
+        ``bot_id`` is the bot's id; ``guild.everyone`` is @everyone's)."""
+        role.permissions = int(permissions)
+        self.effects.role_updated(guild or self.world.guild(role.guild_id), role)
+
+    def bot_role(self, guild: Guild | None = None) -> Role:
+        """The bot's managed role in ``guild`` (made when it was invited)."""
+        guild = guild or self.guild
+        return next(r for r in guild.roles.values() if r.bot_id == self.world.bot.id)
+
+    def close_dms(self, user: User, closed: bool = True) -> None:
+        """``user`` no longer accepts DMs from the bot: sending one answers 403 / 50007."""
+        user.accepts_dms = not closed
 
     def dm_channel(self, user: User) -> Channel:
         """The DM channel between ``user`` and the bot."""
@@ -398,7 +433,7 @@ class FakeDiscord:
         reply_to: Message | None = None,
     ) -> Message:
         """Post a message as ``user`` (MESSAGE_CREATE reaches the bot if its intents ask)."""
-        needed = Permission.SEND_MESSAGES | (Permission.ATTACH_FILES if attachments else 0)
+        needed = channel.send_permission | (Permission.ATTACH_FILES if attachments else 0)
         self._require(user, channel, needed, "send messages")
         for upload in attachments:
             if len(upload.data) > self.upload_limit:
@@ -412,7 +447,7 @@ class FakeDiscord:
         return self.effects.post_message(channel, user, body, attachments)
 
     async def start_typing(self, user: User, channel: Channel) -> None:
-        self._require(user, channel, Permission.SEND_MESSAGES, "type")
+        self._require(user, channel, channel.send_permission, "type")
         self.effects.typing(channel, user)
 
     def request_reconnect(self) -> None:
@@ -469,6 +504,26 @@ class FakeDiscord:
     def commands(self, guild: Guild | None = None) -> list[dict[str, Any]]:
         """The registered commands: global ones, or ``guild``'s."""
         return list(self.world.commands.get(None if guild is None else guild.id, []))
+
+    def calls(
+        self, method: str | None = None, route: str | None = None, **params: object
+    ) -> list[Call]:
+        """The bot's API requests so far, oldest first, optionally only ``method`` on
+        ``route`` (a discord.py Route path such as ``/channels/{channel_id}/messages``) with
+        these path values, e.g. ``calls("PATCH", message_id=status.id)``."""
+        return [
+            call
+            for call in self.rest.calls
+            if (method is None or call.method == method.upper())
+            and (route is None or call.route == route)
+            and all(call.params.get(k) == str(v) for k, v in params.items())
+        ]
+
+    @property
+    def invalid_requests(self) -> int:
+        """How many 401, 403 and 429 answers the bot got (Discord bans an IP at 10,000 in
+        10 minutes)."""
+        return sum(call.invalid for call in self.rest.calls)
 
     @property
     def unknown_requests(self) -> list[str]:

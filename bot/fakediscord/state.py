@@ -55,6 +55,7 @@ class Permission(enum.IntFlag):
     VIEW_AUDIT_LOG = 1 << 7
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
+    SEND_TTS_MESSAGES = 1 << 12
     MANAGE_MESSAGES = 1 << 13
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
@@ -63,11 +64,45 @@ class Permission(enum.IntFlag):
     USE_EXTERNAL_EMOJIS = 1 << 18
     CHANGE_NICKNAME = 1 << 26
     MANAGE_ROLES = 1 << 28
+    MANAGE_WEBHOOKS = 1 << 29
     USE_APPLICATION_COMMANDS = 1 << 31
+    MANAGE_THREADS = 1 << 34
+    CREATE_PUBLIC_THREADS = 1 << 35
+    CREATE_PRIVATE_THREADS = 1 << 36
     SEND_MESSAGES_IN_THREADS = 1 << 38
 
 
 ALL_PERMISSIONS = (1 << 51) - 1
+# The bits that channel overwrites can change for a text channel (Discord's "T" permissions);
+# without View Channel all of them are gone.
+TEXT_CHANNEL_PERMISSIONS = (
+    Permission.CREATE_INSTANT_INVITE
+    | Permission.MANAGE_CHANNELS
+    | Permission.ADD_REACTIONS
+    | Permission.VIEW_CHANNEL
+    | Permission.SEND_MESSAGES
+    | Permission.SEND_TTS_MESSAGES
+    | Permission.MANAGE_MESSAGES
+    | Permission.EMBED_LINKS
+    | Permission.ATTACH_FILES
+    | Permission.READ_MESSAGE_HISTORY
+    | Permission.MENTION_EVERYONE
+    | Permission.USE_EXTERNAL_EMOJIS
+    | Permission.MANAGE_ROLES
+    | Permission.MANAGE_WEBHOOKS
+    | Permission.USE_APPLICATION_COMMANDS
+    | Permission.MANAGE_THREADS
+    | Permission.CREATE_PUBLIC_THREADS
+    | Permission.CREATE_PRIVATE_THREADS
+    | Permission.SEND_MESSAGES_IN_THREADS
+)
+# What whoever cannot send messages (in a thread: in threads) cannot do either.
+NEEDS_SENDING = (
+    Permission.SEND_TTS_MESSAGES
+    | Permission.MENTION_EVERYONE
+    | Permission.EMBED_LINKS
+    | Permission.ATTACH_FILES
+)
 # What @everyone gets in a new server (the parts a text-only bot cares about).
 DEFAULT_EVERYONE_PERMISSIONS = (
     Permission.CREATE_INSTANT_INVITE
@@ -101,6 +136,7 @@ DM_PERMISSIONS = (
 class ChannelType(enum.IntEnum):
     GUILD_TEXT = 0
     DM = 1
+    PUBLIC_THREAD = 11
 
 
 class MessageFlag(enum.IntFlag):
@@ -126,6 +162,7 @@ class User:
     username: str
     global_name: str | None = None
     bot: bool = False
+    accepts_dms: bool = True  # False: the bot's DMs are refused (403 / 50007)
 
     @property
     def mention(self) -> str:
@@ -183,7 +220,8 @@ class Overwrite:
 
 @dataclass(eq=False)
 class Channel:
-    """A guild text channel or a DM. ``message_ids`` is the public history, oldest first."""
+    """A guild text channel, a public thread in one, or a DM. ``message_ids`` is the public
+    history, oldest first. A thread has no overwrites of its own: its parent's apply."""
 
     id: int
     type: ChannelType
@@ -194,10 +232,21 @@ class Channel:
     overwrites: list[Overwrite] = field(default_factory=list)
     recipient_ids: list[int] = field(default_factory=list)  # DMs: the person and the bot
     message_ids: list[int] = field(default_factory=list)
+    parent_id: int | None = None  # threads: the text channel they are in
+    owner_id: int | None = None  # threads: who started it
 
     @property
     def is_dm(self) -> bool:
         return self.type is ChannelType.DM
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type is ChannelType.PUBLIC_THREAD
+
+    @property
+    def send_permission(self) -> Permission:
+        """What posting here takes: Send Messages, or in a thread Send Messages in Threads."""
+        return Permission.SEND_MESSAGES_IN_THREADS if self.is_thread else Permission.SEND_MESSAGES
 
     @property
     def mention(self) -> str:
@@ -214,6 +263,7 @@ class Guild:
     roles: dict[int, Role] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
     channel_ids: list[int] = field(default_factory=list)
+    thread_ids: list[int] = field(default_factory=list)  # active threads
     locale: str = "en-US"
 
     @property
@@ -376,6 +426,21 @@ def walk_components(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]
                 yield from walk_components([component[key]])
 
 
+def _overwritten(perms: int, overwrites: list[Overwrite], guild: Guild, member: Member) -> int:
+    """Base permissions with a channel's overwrites applied in Discord's order."""
+    by_target = {(o.type, o.id): o for o in overwrites}
+    if (everyone := by_target.get((0, guild.id))) is not None:
+        perms = (perms & ~everyone.deny) | everyone.allow
+    allow = deny = 0
+    for role_id in member.role_ids:
+        if (role := by_target.get((0, role_id))) is not None:
+            allow, deny = allow | role.allow, deny | role.deny
+    perms = (perms & ~deny) | allow
+    if (own := by_target.get((1, member.user.id))) is not None:
+        perms = (perms & ~own.deny) | own.allow
+    return perms
+
+
 def _same_emoji(a: Emoji, b: Emoji) -> bool:
     return a.id == b.id if a.id is not None or b.id is not None else a.name == b.name
 
@@ -450,6 +515,22 @@ class World:
         guild.channel_ids.append(channel.id)
         return channel
 
+    def add_thread(self, parent: Channel, name: str, owner: User) -> Channel:
+        """A public thread in the text channel ``parent``."""
+        if parent.type is not ChannelType.GUILD_TEXT or parent.guild_id is None:
+            raise ValueError(f"threads live in guild text channels, not in {parent.name!r}")
+        thread = Channel(
+            self.snowflakes.next(),
+            ChannelType.PUBLIC_THREAD,
+            parent.guild_id,
+            name,
+            parent_id=parent.id,
+            owner_id=owner.id,
+        )
+        self.channels[thread.id] = thread
+        self.guilds[parent.guild_id].thread_ids.append(thread.id)
+        return thread
+
     def dm_with(self, user: User) -> Channel:
         """The DM channel between ``user`` and the bot (made on first use)."""
         for channel in self.channels.values():
@@ -515,7 +596,13 @@ class World:
     def permissions(
         self, user: User, channel: Channel | None = None, guild: Guild | None = None
     ) -> int:
-        """The user's permission bits in a channel (or guild-wide), as Discord computes them."""
+        """The user's permission bits in a channel (or guild-wide), as Discord computes them
+        (https://discord.com/developers/docs/topics/permissions): the owner has all; else
+        @everyone's and the member's roles' bits, where Administrator means all; then the
+        channel's overwrites in order — @everyone's, the member's roles' (their denies, then
+        their allows), the member's own. A thread uses its parent's. Last the implicit rules:
+        without View Channel no channel permission is left, and whoever cannot send (in a
+        thread: in threads) cannot attach files, embed links, mention everyone or use TTS."""
         if channel is not None and channel.is_dm:
             return int(DM_PERMISSIONS)
         guild = guild or (self.guild_of(channel) if channel is not None else None)
@@ -533,18 +620,17 @@ class World:
             return ALL_PERMISSIONS
         if channel is None:
             return perms
-        overwrites = {(o.type, o.id): o for o in channel.overwrites}
-        everyone = overwrites.get((0, guild.id))
-        if everyone:
-            perms = (perms & ~everyone.deny) | everyone.allow
-        allow = deny = 0
-        for role_id in member.role_ids:
-            if (o := overwrites.get((0, role_id))) is not None:
-                allow, deny = allow | o.allow, deny | o.deny
-        perms = (perms & ~deny) | allow
-        if (own := overwrites.get((1, user.id))) is not None:
-            perms = (perms & ~own.deny) | own.allow
+        perms = _overwritten(perms, self._overwrites_of(channel), guild, member)
+        if not perms & channel.send_permission:
+            perms &= ~NEEDS_SENDING
+        if not perms & Permission.VIEW_CHANNEL:
+            perms &= ~TEXT_CHANNEL_PERMISSIONS
         return perms
+
+    def _overwrites_of(self, channel: Channel) -> list[Overwrite]:
+        if channel.is_thread and channel.parent_id is not None:
+            return self.channel(channel.parent_id).overwrites
+        return channel.overwrites
 
     def has(self, user: User, channel: Channel, permission: int) -> bool:
         return self.permissions(user, channel) & permission == permission
