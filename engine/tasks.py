@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import load_config, parse_hhmm
-from engine.request import COMPILE_MODES, DEFAULT_CLIP, DEFAULT_VQGAN, PRECISIONS
+from engine.request import COMPILE_MODES, DEFAULT_CLIP, DEFAULT_VQGAN, KERNELS, PRECISIONS
 from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task, task_summary
 from engine.worker import (
     Cancelled,
@@ -85,6 +85,7 @@ class RunSettings:
     cutn: int | None = None  # for task files that set none; None: the request's default
     precision: str = "auto"  # engine.request.PRECISIONS
     compile: str = "off"  # engine.request.COMPILE_MODES
+    kernels: str = "fast"  # engine.request.KERNELS
     device: str = "auto"
     threads: int | None = None  # torch CPU threads in the worker
 
@@ -95,6 +96,7 @@ class RunSettings:
             "clip": self.clip,
             "precision": self.precision,
             "compile": self.compile,
+            "kernels": self.kernels,
         }
         if self.cutn is not None:
             defaults["cutn"] = self.cutn
@@ -750,6 +752,11 @@ def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
             "--compile", default="off", choices=COMPILE_MODES,
             help="torch.compile mode for task files that set none (default: off)",
         )  # fmt: skip
+        sub.add_argument(
+            "--kernels", default="fast", choices=KERNELS,
+            help="fast, or deterministic (the same pixels every run on the same GPU) for task "
+            "files that set none (default: fast)",
+        )  # fmt: skip
         sub.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N")
         sub.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     check = actions.add_parser("check", help="check task files and print their call strings")
@@ -774,6 +781,7 @@ def main(args: argparse.Namespace) -> int:
         clip=args.clip,
         precision=args.precision,
         compile=args.compile,
+        kernels=args.kernels,
         device=args.device,
         threads=args.threads,
     )

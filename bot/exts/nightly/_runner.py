@@ -41,8 +41,8 @@ def now() -> dt.datetime:
 
 def run_settings(settings: Settings) -> RunSettings:
     """How the bot runs the folder: `tasks.output_root` and limits, and the operator's engine
-    settings (`engine.vqgan`, `clip`, `cutn`, `precision`, `compile`) for what a task file
-    does not set. Previews are left out: nobody watches a task folder's pictures paint."""
+    settings (`engine.vqgan`, `clip`, `cutn`, `precision`, `compile`, `kernels`) for what a
+    task file does not set. Previews are left out: nobody watches a task folder's pictures paint."""
     engine = settings.engine_fields()
     del engine["preview_every"]
     return RunSettings(out_root=settings.tasks.output_root, limits=settings.tasks.limits, **engine)

@@ -259,16 +259,18 @@ def test_nightly_requests_carry_the_bots_engine_settings(tmp_path: Path) -> None
     plain = json.loads(task_text("plain"))
     del plain["cutn"]
     (tasks / "a.txt").write_text(json.dumps(plain))
-    own = {"cutn": [4], "precision": ["fp32"], "compile": ["max-autotune"]}
+    own = {"cutn": [4], "precision": ["fp32"], "compile": ["max-autotune"], "kernels": ["fast"]}
     (tasks / "b.txt").write_text(task_text("own", **own))
     config = TasksConfig(output_root=tmp_path / "out", folder=tasks)
     settings = tiny_settings(
-        tmp_path, tasks=config, cutn=3, precision="bf16", compile="reduce-overhead"
-    )
+        tmp_path, tasks=config, cutn=3, precision="bf16", compile="reduce-overhead",
+        kernels="deterministic",
+    )  # fmt: skip
 
     with FolderRun(tasks, run_settings(settings)) as run:
         jobs = [job for _ in range(2) if (job := run.next_job()) is not None]
     first, second = (Request.from_json(job.request_json) for job in jobs)
     assert (first.precision, first.compile, first.cutn) == ("bf16", "reduce-overhead", 3)
+    assert (first.kernels, second.kernels) == ("deterministic", "fast")
     assert (first.vqgan, first.clip, first.preview_every) == ("tiny", "tiny", 0)
     assert (second.precision, second.compile, second.cutn) == ("fp32", "max-autotune", 4)
