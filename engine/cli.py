@@ -1,6 +1,9 @@
 """The `doorways` command line: generate, entrance, params, presets, models."""
 
 import argparse
+import os
+import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +22,7 @@ from engine.request import (
     PRECISIONS,
     Request,
     RequestParser,
+    UsageError,
     add_request_arguments,
     request_from_args,
 )
@@ -29,8 +33,20 @@ if TYPE_CHECKING:
 
 TINY_NOTE = (
     "note: tiny models are untrained stand-ins (for tests and offline smoke runs): "
-    "the picture will look like noise. Real models: `doorways models download NAME`."
+    "the picture will look like noise. Real models: `{doorways} models download NAME`."
 )
+OFFLINE_HINT = (
+    "; to try it offline, without downloading: `--vqgan tiny --clip tiny` (untrained "
+    "stand-ins: the picture looks like noise)"
+)
+OTHER_MODELS = """\
+Also, for --vqgan and --clip, without a download:
+  tiny          untrained stand-ins built here with the real classes, for offline tries
+                and tests (pictures look like noise): --vqgan tiny --clip tiny
+  random:NAME   the full-size architecture of registry model NAME with random weights,
+                for measuring speed and memory (what bench uses by default)
+  a path        a VQGAN checkpoint X.ckpt with X.yaml beside it, or a CLIP .pt file
+Download: `{doorways} models download NAME`."""
 COMPILE_NOTE = (
     "note: --compile: the first iteration compiles the decoder and CLIP for this size, "
     "which takes a minute or more; the rest are faster."
@@ -138,11 +154,42 @@ def _show_defaults(parser: argparse.ArgumentParser, defaults: Request) -> None:
             action.help = action.help.split(" (default:")[0] + f" (entrance default: {shown})"
 
 
+def doorways_command() -> str:
+    """How to run `doorways` from a new shell: plain `doorways` where the PATH finds this
+    program for good, else its full path (a virtual environment's bin/ is on the PATH only
+    in the shell that activated it)."""
+    script = Path(sys.argv[0])
+    launcher = script if script.name == "doorways" else Path(sys.executable).with_name("doorways")
+    if not launcher.is_file():
+        return f"{shlex.quote(sys.executable)} -m engine.cli"
+    launcher = launcher.absolute()
+    found = shutil.which("doorways")
+    venv = os.environ.get("VIRTUAL_ENV")
+    from_venv = venv is not None and launcher.resolve().is_relative_to(Path(venv).resolve())
+    if found and Path(found).resolve() == launcher.resolve() and not from_venv:
+        return "doorways"
+    home = Path.home()
+    if launcher.is_relative_to(home):
+        rest = launcher.relative_to(home).as_posix()
+        if shlex.quote(rest) == rest:
+            return f"~/{rest}"
+    return shlex.quote(str(launcher))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "entrance" and args.realms is None and args.preset is None:
+            entrance = _subcommand(parser, "entrance")
+            message = "give realms (`heaven | hell`) or --preset NAME"
+            hint = "`doorways entrance --help` explains each option"
+            raise UsageError(message, entrance.format_usage(), hint)
         return _run(args)
+    except UsageError as error:
+        print(error.usage, end="", file=sys.stderr)
+        print(f"doorways: error: {error}\n({error.hint})", file=sys.stderr)
+        return 2
     except ValueError as error:
         print(f"doorways: error: {error}", file=sys.stderr)
         return 2
@@ -154,8 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = sys.modules.get("engine.registry")
         if registry is None or not isinstance(error, registry.ModelError):
             raise
-        print(f"doorways: error: {error}", file=sys.stderr)
+        message = str(error).replace("`doorways ", f"`{doorways_command()} ")
+        hint = OFFLINE_HINT if isinstance(error, registry.ModelMissing) else ""
+        print(f"doorways: error: {message}{hint}", file=sys.stderr)
         return 2
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices[name]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -189,8 +243,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "tasks":
         return _tasks(args)
     if args.command == "presets":
-        for preset in load_presets().values():
-            print(f"{preset.name:40} {preset.title}  ({preset.group})")
+        presets = load_presets().values()
+        width = max(len(preset.name) for preset in presets)
+        for preset in presets:
+            print(f"{preset.name:{width}}  {preset.title}  ({preset.group})")
+        usage = f"`{doorways_command()} entrance --preset NAME`"
+        print(f"\nPaint one: {usage} (entrance's options apply)")
         return 0
     return _models(args)
 
@@ -210,6 +268,7 @@ def _models(args: argparse.Namespace) -> int:
             size = f"{row['size_bytes'] / 2**20:,.0f} MiB" if row["size_bytes"] else "?"
             status = f"downloaded: {row['path']}" if row["downloaded"] else "not downloaded"
             print(f"{row['name']:28} {row['kind']:6} {size:>9}  {status}")
+        print("\n" + OTHER_MODELS.format(doorways=doorways_command()))
         return 0
     if args.models_command == "download":
         for name in args.names:
@@ -237,7 +296,7 @@ def _generate(request: Request) -> int:
     vqgan = models.load_vqgan(request.vqgan, device)
     clip = models.load_clip(request.clip, device)
     if "tiny" in (request.vqgan, request.clip):
-        print(TINY_NOTE, file=sys.stderr)
+        print(TINY_NOTE.format(doorways=doorways_command()), file=sys.stderr)
     if request.compile != "off":
         print(COMPILE_NOTE, file=sys.stderr)
     previews = _Previews(output.with_name(f"{output.stem}.preview.png"))
@@ -263,7 +322,8 @@ def _generate(request: Request) -> int:
     if elsewhere is not None:
         print(f"doorways: warning: {elsewhere}", file=sys.stderr)
     print(f"saved {path} in {result.seconds:.1f} s (seed {result.request.seed})", file=sys.stderr)
-    print(f"reproduce: {result.request.recipe().to_call_string()}", file=sys.stderr)
+    call = result.request.recipe().to_call_string().removeprefix("doorways")
+    print(f"reproduce: {doorways_command()}{call}", file=sys.stderr)
     return 0
 
 

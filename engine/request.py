@@ -440,10 +440,28 @@ def _check_device(device: str) -> None:
 # Command line ----------------------------------------------------------------
 
 
+class UsageError(ValueError):
+    """Required arguments are missing: the message, and what the command takes."""
+
+    def __init__(self, message: str, usage: str, hint: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.hint = hint
+
+
 class RequestParser(argparse.ArgumentParser):
     """An ArgumentParser that raises ValueError instead of printing and exiting."""
 
     def error(self, message: str) -> Any:
+        if message.startswith("the following arguments are required"):
+            # Nothing given is a question, not a typo: answer with what the command takes
+            # (for a command with sub-commands, the list of them with what each does).
+            if self._subparsers:
+                metavar = self._subparsers._group_actions[0].metavar
+                hint = f"`{self.prog} {metavar} --help` shows what each takes"
+                raise UsageError(message, self.format_help(), hint)
+            hint = f"`{self.prog} --help` explains each option"
+            raise UsageError(message, self.format_usage(), hint)
         raise ValueError(message)
 
 

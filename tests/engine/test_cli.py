@@ -98,10 +98,78 @@ def test_bad_input_is_one_line_and_status_2(
 
 
 def test_missing_model_names_the_download_command(capsys: pytest.CaptureFixture[str]) -> None:
-    """A registry model that isn't downloaded says exactly how to get it."""
+    """A registry model that isn't downloaded says how to get it, and how to try offline."""
     assert cli.main(["generate", "a", "--vqgan", "vqgan_imagenet_f16_1024", "--clip", "tiny"]) == 2
     err = capsys.readouterr().err
     assert "doorways models download vqgan_imagenet_f16_1024" in err and err.count("\n") == 1
+    assert "`--vqgan tiny --clip tiny`" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["generate"], ["usage: doorways generate", "--size W H", "PROMPTS", "required: PROMPTS"]),
+        (["entrance"], ["usage: doorways entrance", "--preset", "REALMS", "or --preset NAME"]),
+        ([], ["usage: doorways", "generate", "entrance", "presets", "`doorways COMMAND --help`"]),
+        (["models"], ["usage: doorways models", "download", "required: ACTION"]),
+        (["tasks", "run"], ["usage: doorways tasks run", "--out-root DIR", "required: FOLDER"]),
+        (["params"], ["usage: doorways params", "IMAGE.png"]),
+    ],
+)  # fmt: skip
+def test_nothing_given_shows_the_usage(
+    argv: list[str], shown: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command without its arguments answers with what it takes, not only an error line."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    for text in shown:
+        assert text in err, err
+    assert "--help` " in err.splitlines()[-1]
+
+
+def test_reproduce_line_runs_in_a_new_shell(tmp_path: Path) -> None:
+    """The printed `reproduce:` line works pasted into a shell where no venv is active."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != bin_dir)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"PATH": path}
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    argv = ["generate", "a | b", *TINY, "--size", "64", "64", "--iterations", "3", "-o", "a.png"]
+    made = subprocess.run(
+        [str(Path(sys.executable).with_name("doorways")), *argv],
+        cwd=first, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (line,) = [x for x in made.stderr.splitlines() if x.startswith("reproduce: ")]
+    new_shell = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    # The same models and thread count (CPU sums depend on it), so the same pixels.
+    for name in ("DOORWAYS_MODELS", "OMP_NUM_THREADS"):
+        if name in os.environ:
+            new_shell[name] = os.environ[name]
+    again = subprocess.run(
+        ["sh", "-c", line.removeprefix("reproduce: ")],
+        cwd=second, capture_output=True, text=True, env=new_shell,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    with Image.open(first / "a.png") as one, Image.open(second / "output.png") as two:
+        assert one.tobytes() == two.tobytes()
+
+
+def test_reproduce_says_plain_doorways_only_where_the_path_finds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plain `doorways` when a new shell's PATH finds this program; its full path otherwise."""
+    launcher = Path(sys.executable).with_name("doorways")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.setenv("PATH", f"{launcher.parent}{os.pathsep}/usr/bin:/bin")
+    assert cli.doorways_command() == "doorways"
+    # Only on the PATH because a virtual environment is active: a new shell won't have it.
+    monkeypatch.setenv("VIRTUAL_ENV", str(launcher.parent.parent))
+    assert cli.doorways_command() != "doorways"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.delenv("VIRTUAL_ENV")
+    shown = cli.doorways_command()
+    assert Path(os.path.expanduser(shlex.split(shown)[0])).samefile(launcher)
 
 
 def test_offline_download_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,6 +191,8 @@ def test_presets_and_models_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "heaven-hell" in out and "Climate Apocalypse / An Uncertain But Hopeful Future" in out
+    assert "doorways entrance --preset NAME`" in out  # how to use one
     assert cli.main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "vqgan_imagenet_f16_16384" in out and "ViT-B/32" in out and "not downloaded" in out
+    assert "--vqgan tiny --clip tiny" in out and "random:NAME" in out
