@@ -76,6 +76,7 @@ def check_device(device: str) -> Check:
     """The device the worker will use exists (this imports torch, which the bot never does)."""
     import torch
 
+    from engine.driver import cpu_fallback_warning
     from engine.models import resolve_device
 
     try:
@@ -86,6 +87,9 @@ def check_device(device: str) -> Check:
         props = torch.cuda.get_device_properties(resolved)
         gib = props.total_memory / 2**30
         return Check(True, "device", f"{resolved}: {props.name}, {gib:.0f} GiB")
+    warning = cpu_fallback_warning(device)
+    if warning is not None:  # a GPU is there, but torch cannot use it
+        return Check(False, "device", warning)
     return Check(True, "device", f"{resolved} (no GPU: painting will be slow)")
 
 

@@ -234,6 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         request = bench_request(
             args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device
         ).replace(precision=args.precision, compile=args.compile)
+        _warn_if_gpu_unused(args.device)
         print_report(bench(request, args.warmup))
         return 0
     if args.command == "gpu-report":
@@ -251,6 +252,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nPaint one: {usage} (entrance's options apply)")
         return 0
     return _models(args)
+
+
+def _warn_if_gpu_unused(device: str) -> None:
+    """`--device auto` on the CPU of a machine whose NVIDIA GPU torch cannot use: say so."""
+    from engine.driver import cpu_fallback_warning
+
+    warning = cpu_fallback_warning(device)
+    if warning is not None:
+        print(f"doorways: {warning}", file=sys.stderr)
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -293,6 +303,7 @@ def _generate(request: Request) -> int:
     output = Path(request.output).expanduser()
     check_writable(output.with_suffix(".png"))  # before painting, not after
     device = models.resolve_device(request.device)
+    _warn_if_gpu_unused(request.device)
     vqgan = models.load_vqgan(request.vqgan, device)
     clip = models.load_clip(request.clip, device)
     if "tiny" in (request.vqgan, request.clip):

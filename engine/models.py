@@ -93,7 +93,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use cpu")
+            from engine.driver import unused_gpu
+
+            why = unused_gpu() or "use cpu"
+            raise ValueError(f"device {name!r} asked for, but CUDA is not available here; {why}")
         index = int(name[5:]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise ValueError(

@@ -151,6 +151,7 @@ class Health:
     restarts: int  # fresh processes started after a crash
     device_memory: int | None = None  # bytes of GPU memory in all; None on the CPU
     error: str | None = None  # why it is not running (it could not start)
+    gpu_warning: str | None = None  # on the CPU with an NVIDIA GPU torch cannot use: why, fix
 
 
 class WorkerError(Exception):

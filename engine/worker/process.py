@@ -65,6 +65,7 @@ class _Ready:
     pid: int
     device: str
     device_memory: int | None
+    gpu_warning: str | None = None  # engine.driver.cpu_fallback_warning
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def _worker_main(
         import torch
 
         from engine import models
+        from engine.driver import cpu_fallback_warning
 
         device = models.resolve_device(options.device)
         if options.threads is not None:
@@ -162,10 +164,13 @@ def _worker_main(
         return
     where, memory = describe_device(device)
     log.info("worker %d serving on %s, torch %s", os.getpid(), where, torch.__version__)
+    gpu_warning = cpu_fallback_warning(options.device) if device.type == "cpu" else None
+    if gpu_warning is not None:
+        log.warning("%s", gpu_warning)
 
     parent = multiprocessing.parent_process()
     try:
-        channel.send(_Ready(os.getpid(), str(device), memory))
+        channel.send(_Ready(os.getpid(), str(device), memory, gpu_warning))
         painter = Painter(device, options.progress_interval)
         if options.preload is not None:
             channel.send(painter.preload(*options.preload))
@@ -210,6 +215,7 @@ class _Process:
     pid: int | None = None
     device: str | None = None
     device_memory: int | None = None
+    gpu_warning: str | None = None
     models: tuple[str, ...] = ()
     ready: bool = False
     alive: bool = True
@@ -371,6 +377,7 @@ class WorkerHandle:
             restarts=self._restarts,
             device_memory=process.device_memory if process else None,
             error=self._error,
+            gpu_warning=process.gpu_warning if process else None,
         )
 
     async def stop(self, timeout: float = 10.0, *, finish_current: bool = False) -> list[Job]:
@@ -478,7 +485,7 @@ class WorkerHandle:
             log.log(message.level, "[worker %s] %s", process.pid, message.message)
         elif isinstance(message, _Ready):
             process.pid, process.device, process.ready = message.pid, message.device, True
-            process.device_memory = message.device_memory
+            process.device_memory, process.gpu_warning = message.device_memory, message.gpu_warning
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
             else:

@@ -50,12 +50,14 @@ def tiny_worker() -> WorkerHandle:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, settings: Settings, *, wait_for_worker: bool = True
-) -> AsyncIterator[DoorwaysBot]:
+    fake: FakeDiscord, settings: Settings, *, wait_for_worker: bool = True,
+    worker: WorkerHandle | None = None,
+) -> AsyncIterator[DoorwaysBot]:  # fmt: skip
     """A DoorwaysBot connected to `fake` (discord.py must already point at it), with its own
-    store and worker; closed (worker stopped, store closed) on exit."""
+    store and worker (tiny_worker() unless given); closed (worker stopped, store closed) on
+    exit."""
     store = await Store.open(settings.database)
-    bot = DoorwaysBot(settings, store, tiny_worker())
+    bot = DoorwaysBot(settings, store, worker or tiny_worker())
     ready = asyncio.Event()
 
     async def on_ready() -> None:

@@ -3,8 +3,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from bot.launcher import main
+from engine import driver
+from tests.fake_nvidia import fake_nvidia_smi
 
 
 def run_check(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str]]:
@@ -55,3 +58,26 @@ def test_an_existing_database_is_opened_for_writing(
     status, lines = run_check(["--db", str(database), "--vqgan", "tiny", "--clip", "tiny"], capsys)
     assert status == 1 and "cannot be written" in lines["database"]
     assert database.read_bytes() == b"this is not a database" * 100
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="torch uses this machine's GPU")
+def test_a_gpu_torch_cannot_use_fails_the_device_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An NVIDIA GPU (the stand-in nvidia-smi) that torch cannot use: `--device auto` would
+    paint on the CPU, so the device line fails with the reason and the fix."""
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    argv = ["--db", str(tmp_path / "jobs.sqlite3"), "--vqgan", "tiny", "--clip", "tiny"]
+    driver.unused_gpu.cache_clear()
+    try:
+        assert run_check([*argv, "--device", "auto"], capsys)[0] == 0  # no GPU: fine
+        driver.unused_gpu.cache_clear()
+        fake_nvidia_smi(tmp_path / "bin", monkeypatch, driver="550.54.15")
+        status, lines = run_check([*argv, "--device", "auto"], capsys)
+    finally:
+        driver.unused_gpu.cache_clear()
+    assert status == 1 and lines["device"].startswith("FAIL")
+    assert "WARNING: --device auto paints on the CPU" in lines["device"]
+    assert "driver 550.54.15" in lines["device"] and "--index-url" in lines["device"]
+    assert all(lines[name].startswith("ok") for name in ("token", "database", "vqgan", "clip"))

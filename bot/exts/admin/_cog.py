@@ -192,6 +192,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
         lines = [
             f"**Painter:** {worker}{' · **paused**' if scheduler.paused else ''}",
             f"**Device:** {health.device or '—'} · **Models:** {models}",
+            *([f"⚠️ {health.gpu_warning}"] if health.gpu_warning else []),
             f"**Queue:** {len(queued)} waiting, {painting_text(scheduler)}",
             "**Today:** "
             + (", ".join(f"{n} {status}" for status, n in sorted(today.items())) or "no jobs"),
