@@ -141,7 +141,9 @@ def homography(src: Tensor, dst: Tensor) -> Tensor:
     rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], dim=-1)
     a = torch.cat([rows_u, rows_v], dim=1)  # (K, 8, 8)
     b = torch.cat([u, v], dim=1)  # (K, 8)
-    h = torch.linalg.solve(a, b)
+    # solve_ex without its error check: solve's check reads a flag back from the GPU every
+    # iteration, and these corner moves never make a singular system.
+    h = torch.linalg.solve_ex(a, b, check_errors=False).result
     return torch.cat([h, torch.ones_like(h[:, :1])], dim=1).view(-1, 3, 3)
 
 

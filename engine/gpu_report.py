@@ -266,7 +266,7 @@ def profile(report: Report) -> None:
     vqgan, clip = loaded_models(setup)
     w, h, cutn = setup.target
     n = setup.profiled_iterations
-    request = request_for(setup, setup.target, setup.warmup + n, precision="bf16")
+    request = request_for(setup, setup.target, setup.warmup + n + 1, precision="bf16")
     on_gpu = setup.device.startswith("cuda")
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)
     events = loop.generate(request, vqgan, clip)
@@ -280,6 +280,7 @@ def profile(report: Report) -> None:
             next(events)
         sync()
         wall = (time.perf_counter() - started) / n * 1000  # ms/it
+    syncs = _host_syncs(events) if on_gpu else []
     events.close()
     timed = [e for e in prof.key_averages() if _self_time(e, on_gpu) > 0]
     if on_gpu:  # kernels only: their self time is time the GPU was busy
@@ -301,7 +302,11 @@ def profile(report: Report) -> None:
         "captures them in CUDA graphs).",
         "",
         *table(["kernel", "ms/it", "share of busy time", "calls/it"], rows),
+        "",
+        "Lines that made the host wait for the GPU in one iteration (each stops the CPU from "
+        "queueing work ahead): " + (", ".join(syncs) or "none"),
     )
+    report.data["profile"]["host_syncs"] = syncs
 
 
 def fit_memory_model(report: Report, fp32: list[dict[str, Any]]) -> None:
@@ -342,6 +347,25 @@ def fit_memory_model(report: Report, fp32: list[dict[str, Any]]) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _host_syncs(events: Any) -> list[str]:
+    """file:line of each synchronising CUDA call during the next iteration of `events`."""
+    import warnings
+
+    import torch
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            next(events)
+            torch.cuda.synchronize()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sorted(
+        {f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)}
+    )
 
 
 def _guarded(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
