@@ -151,6 +151,8 @@ def test_the_readme_is_a_front_door_to_every_page() -> None:
     assert PAGES
     linked = {Path(link).name for link in markdown_links(text) if link.startswith("docs/")}
     assert [p.name for p in PAGES if p.name not in linked] == []
+    (picture,) = [link for link in markdown_links(text) if link.endswith(".png")]
+    assert (ROOT / picture).stat().st_size < 300 * 1024  # small enough for every clone
 
 
 def test_every_task_file_field_is_documented() -> None:
