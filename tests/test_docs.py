@@ -162,3 +162,23 @@ def test_every_task_file_field_is_documented() -> None:
     page = read(ROOT / "docs" / "task-folders.md")
     assert "kernels" in KNOWN_FIELDS
     assert [name for name in KNOWN_FIELDS if f"`{name}`" not in page] == []
+
+
+def test_the_project_layout_names_every_module() -> None:
+    """docs/development.md's layout names each module and package of engine/ and bot/."""
+    page = read(ROOT / "docs" / "development.md")
+    layout = page.split("## Project layout", 1)[1].split("```")[1]
+    missing = []
+    for package in ("engine", "bot"):
+        for path in sorted((ROOT / package).iterdir()):
+            if path.name.startswith(("_", ".")) or path.name == "migrations":
+                continue
+            if path.suffix == ".py":
+                name = path.name
+            elif path.is_dir() and (path / "__init__.py").exists():
+                name = f"{path.name}/"
+            else:
+                continue
+            if not names(layout, name):
+                missing.append(f"{package}/{name}")
+    assert missing == []
