@@ -7,6 +7,7 @@ yields identical pairs. Crop, flip, affine and perspective compose into one homo
 per cutout, and a single grid_sample does them all.
 """
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,9 +128,16 @@ def _random_affine(u: Tensor) -> Tensor:
 def _random_perspective(u: Tensor) -> Tensor:
     """(K, 9) uniforms → (K, 3, 3): with p=0.5, move each corner by up to 0.3 of a half-side."""
     on = (u[:, 0] < 0.5).float().view(-1, 1, 1)
-    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=u.device)
+    corners = _corners(u.device)
     moved = corners + 0.3 * (2 * u[:, 1:].view(-1, 4, 2) - 1) * on
     return homography(corners.expand_as(moved), moved)
+
+
+@functools.cache
+def _corners(device: torch.device) -> Tensor:
+    """(4, 2) the square's corners, copied to the device once: a copy from Python data makes
+    the host wait for the GPU, and the loop never should."""
+    return torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
 
 
 def homography(src: Tensor, dst: Tensor) -> Tensor:

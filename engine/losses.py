@@ -1,5 +1,7 @@
 """Losses of the method (DESIGN.md, "The method"): small pure functions on tensors."""
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -94,10 +96,16 @@ def tone_symmetry_loss(image: Tensor, sigma: float) -> Tensor:
 
 def sobel_magnitude(grey: Tensor) -> Tensor:
     """(B, 1, H, W) → edge magnitude from 3×3 Sobel kernels (reflected edges)."""
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=grey.device, dtype=grey.dtype)
-    kernels = torch.stack([kx, kx.T])[:, None]  # (2, 1, 3, 3)
-    grads = F.conv2d(reflect_pad(grey, 1), kernels)
+    grads = F.conv2d(reflect_pad(grey, 1), _sobel_kernels(grey.device, grey.dtype))
     return (grads.pow(2).sum(dim=1, keepdim=True) + 1e-8).sqrt()
+
+
+@functools.cache
+def _sobel_kernels(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(2, 1, 3, 3) x and y Sobel kernels, copied to the device once (a copy from Python data
+    makes the host wait for the GPU)."""
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=device, dtype=dtype)
+    return torch.stack([kx, kx.T])[:, None]
 
 
 def sobel_symmetry_loss(image: Tensor, sigma: float) -> Tensor:

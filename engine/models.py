@@ -15,6 +15,7 @@ named by one of:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import pickle
@@ -142,6 +143,14 @@ class VQGAN:
         return (model.decode(z) + 1) / 2
 
 
+@functools.cache
+def _normalisation(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """CLIP's input mean and std as (1, 3, 1, 1), copied to the device once: a copy from
+    Python data makes the host wait for the GPU, and the loop never should."""
+    mean = torch.tensor(CLIP_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
+    return mean, torch.tensor(CLIP_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+
 @dataclass
 class CLIP:
     """A frozen float32 OpenAI CLIP that takes [0, 1] images and strings."""
@@ -157,8 +166,7 @@ class CLIP:
                 f"CLIP {self.name} takes {self.input_size}x{self.input_size} images, "
                 f"got {tuple(image.shape)}"
             )
-        mean = image.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
-        std = image.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+        mean, std = _normalisation(image.device, image.dtype)
         model: Any = self.model
         features = model.encode_image((image - mean) / std).float()
         return F.normalize(features, dim=-1)

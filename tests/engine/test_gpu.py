@@ -80,6 +80,22 @@ def test_deterministic_kernels_repeat_a_picture_exactly(
     assert torch.equal(first, second), f"max difference {(first - second).abs().max():.3g}"
 
 
+def test_an_iteration_never_makes_the_host_wait(
+    cuda_models: tuple[models.VQGAN, models.CLIP],
+) -> None:
+    """No step reads from or copies Python data to the GPU, so the CPU queues work ahead.
+    (The first step copies the few constant tensors once.)"""
+    events = loop.generate(cuda_request(iterations=4), *cuda_models)
+    next(events)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        next(events)
+        next(events)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        events.close()
+
+
 def test_bench_reports_vram_on_cuda() -> None:
     argv = ["bench", "--vqgan", "tiny", "--clip", "tiny", "--size", "128", "128", "--cutn", "8"]
     completed = subprocess.run(
