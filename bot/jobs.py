@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import messages, views
+from bot import messages, permissions, views
 from bot.errors import ChannelNotAllowed, NotReady
 from bot.quota import Admission, Limits, admit, fit_request
 from bot.rules import apply_rules
@@ -40,7 +40,9 @@ def limits_for(bot: DoorwaysBot, interaction: discord.Interaction) -> Limits:
 
 
 def check_channel(bot: DoorwaysBot, interaction: discord.Interaction) -> None:
-    """Raise ChannelNotAllowed unless painting is allowed where the interaction happened."""
+    """Raise ChannelNotAllowed unless painting is allowed where the interaction happened, and
+    MissingChannelPermissions unless Discord lets the bot deliver a painting there (so
+    nothing is queued or charged that could not be posted)."""
     channel = interaction.channel
     name = getattr(channel, "name", None)
     parent = getattr(channel, "parent_id", None)
@@ -52,6 +54,7 @@ def check_channel(bot: DoorwaysBot, interaction: discord.Interaction) -> None:
             f"<#{c}>" if isinstance(c, int) else f"#{c}" for c in bot.settings.allowed_channels
         )
         raise ChannelNotAllowed(f"Painting is not enabled in this channel; try {allowed}.")
+    permissions.check_interaction(interaction)
 
 
 async def admit_request(

@@ -33,7 +33,9 @@ Edit = Callable[[int, Update], Awaitable[None]]
 
 
 class MessageGone(Exception):
-    """Raised by an edit function when the message can no longer be edited (deleted)."""
+    """Raised by an edit function when the message can no longer be edited: deleted (404),
+    or the bot may no longer edit it (403). Both are final: retrying a 403 only counts
+    toward Discord's invalid-request limit."""
 
 
 @dataclass
@@ -142,8 +144,8 @@ class ProgressPublisher:
     async def _send(self, key: int, board: _Board, update: Update) -> None:
         try:
             await self._edit(key, update)
-        except MessageGone:
-            log.info("status message of job %s is gone; no more edits", key)
+        except MessageGone as error:
+            log.info("status message of job %s cannot be edited (%s); no more edits", key, error)
             board.gone = True
             return
         except asyncio.CancelledError:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import discord
 
-from bot import messages, rules, views
+from bot import messages, permissions, rules, views
 from bot.progress import MessageGone, ProgressPublisher, Update
 from bot.scheduler import TASK_KIND
 from bot.store import Job, Store
@@ -48,6 +48,9 @@ class DiscordReporter:
     ) -> None:
         self.client = client
         self.store = store
+        # Jobs whose status message the channel refused to edit (403): their outcome goes by
+        # DM without trying the channel again.
+        self._refused: dict[int, discord.HTTPException] = {}
         self.publisher = ProgressPublisher(
             self._edit, interval=interval, global_edits=global_edits, global_period=global_period
         )
@@ -64,39 +67,76 @@ class DiscordReporter:
         self.publisher.show(job.id, messages.requeued_text(job))
 
     async def deliver(self, job: Job) -> None:
-        """Final status edit, then the outcome as a reply mentioning the owner."""
+        """Final status edit, then the outcome as a reply mentioning the owner; where the
+        channel refuses it (the bot lost a permission or the channel is gone), by DM."""
         await self.publisher.finish(job.id, messages.finished_status_text(job))
+        refused = self._refused.pop(job.id, None)  # an edit was refused: so would the post be
         if job.status == "cancelled":
             await self.store.mark_delivered(job.id, None)
             return
-        try:
-            message = await self._post(job)
-        except (discord.Forbidden, discord.NotFound) as error:
-            log.warning("cannot post job %s in channel %s: %s", job.id, job.channel_id, error)
-            await self.store.mark_delivered(job.id, None)  # it never will be
-            return
-        except discord.HTTPException as error:
-            log.error("posting job %s failed (%s); tried again at the next start", job.id, error)
-            return
-        await self.store.mark_delivered(job.id, message.id)
-        log.info("job %s %s: posted as message %s", job.id, job.status, message.id)
-        if job.status == "done" and (await rules.get_user_settings(self.store, job.owner_id)).dm:
-            await self.send_dm(job, job.owner_id, link=message.jump_url)
+        if refused is None:
+            try:
+                message = await self._post(job)
+            except (discord.Forbidden, discord.NotFound) as error:
+                refused = error
+            except discord.HTTPException as error:
+                log.error("posting job %s failed (%s); tried again at the next start", job.id,
+                          error)  # fmt: skip
+                return
+            else:
+                await self.store.mark_delivered(job.id, message.id)
+                log.info("job %s %s: posted as message %s", job.id, job.status, message.id)
+                settings = await rules.get_user_settings(self.store, job.owner_id)
+                if job.status == "done" and settings.dm:
+                    await self.send_dm(job, job.owner_id, link=message.jump_url)
+                return
+        await self._deliver_by_dm(job, refused)
 
     async def send_dm(self, job: Job, user_id: int, *, link: str | None = None) -> bool:
         """Send `user_id` the job's PNG and its parameters by DM (✉️, and /settings dm);
         False if Discord refused (DMs closed)."""
         where = f" from {link}" if link else ""
-        content, files = await self._painting(
-            job, intro=f"Job **#{job.id}**{where} (seed {job.seed})."
-        )
+        error = await self._dm(job, user_id, f"Job **#{job.id}**{where} (seed {job.seed}).")
+        if error is not None:
+            log.info("cannot DM job %s to %s: %s", job.id, user_id, error)
+        return error is None
+
+    async def _deliver_by_dm(self, job: Job, refused: discord.HTTPException) -> None:
+        """The channel refused the outcome: send it to the requester by DM with one line
+        saying why; if the DM is refused too, the job stays findable (/history, /params, the
+        file on disk) and the log says so once."""
+        channel = f"<#{job.channel_id}>"
+        why = channel_refusal(refused, permissions.missing_in_cache(self.client, job.channel_id))
+        intro = f"Job **#{job.id}** (seed {job.seed}), which you asked for in {channel}."
+        note = f"-# It came by DM because I could not post it in {channel}: {why}"
+        error = await self._dm(job, job.owner_id, intro, note=note)
+        if error is None:
+            await self.store.mark_delivered(job.id, None, to="dm")
+            log.info("job %s %s: channel %s refused it (%s); sent to %s by DM", job.id,
+                     job.status, job.channel_id, refused, job.owner_id)  # fmt: skip
+            return
+        await self.store.mark_delivered(job.id, None, to=None)
+        log.warning(
+            "job %s %s: not delivered: channel %s refused it (%s) and so did the DM to %s (%s);"
+            " /history and /params %s find it, the PNG is at %s",
+            job.id, job.status, job.channel_id, refused, job.owner_id, error, job.id,
+            job.output_path,
+        )  # fmt: skip
+
+    async def _dm(
+        self, job: Job, user_id: int, intro: str, *, note: str | None = None
+    ) -> discord.HTTPException | None:
+        """DM `user_id` the job's outcome (the PNG and call string, or why it failed) under
+        `intro`, with `note` last; the error if Discord refused."""
+        content, files = await self._outcome(job, intro=intro)
+        if note is not None:
+            content = content[: messages.MESSAGE_LIMIT - len(note) - 1] + "\n" + note
         try:
             user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
             await user.send(content[: messages.MESSAGE_LIMIT], files=files)
         except discord.HTTPException as error:
-            log.info("cannot DM job %s to %s: %s", job.id, user_id, error)
-            return False
-        return True
+            return error
+        return None
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -121,7 +161,10 @@ class DiscordReporter:
             else:
                 await message.edit(content=update.content)
         except discord.NotFound as error:
-            raise MessageGone from error
+            raise MessageGone("deleted") from error
+        except discord.Forbidden as error:  # final: never retried (invalid-request limit)
+            self._refused[job_id] = error
+            raise MessageGone(f"refused: {error.code} {error.text}") from error
 
     async def _post(self, job: Job) -> discord.Message:
         reference = None
@@ -134,11 +177,8 @@ class DiscordReporter:
         mentions = discord.AllowedMentions(
             users=[discord.Object(job.owner_id)], roles=False, everyone=False
         )
-        if job.status == "done":
-            intro = f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."
-            content, files = await self._painting(job, intro=intro)
-        else:
-            content, files = messages.failure_text(job), []
+        intro = f"<@{job.owner_id}> here is your painting, job **#{job.id}** (seed {job.seed})."
+        content, files = await self._outcome(job, intro=intro)
         return await self._channel(job).send(
             content[: messages.MESSAGE_LIMIT],
             files=files,
@@ -146,6 +186,12 @@ class DiscordReporter:
             allowed_mentions=mentions,
             view=views.result_view(job),
         )
+
+    async def _outcome(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
+        """A painting under `intro`, or a failed job's reason."""
+        if job.status == "done":
+            return await self._painting(job, intro=intro)
+        return messages.failure_text(job), []
 
     async def _painting(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
         """A finished job's text (notes, call string) and files (PNG, long call string)."""
@@ -169,6 +215,21 @@ class DiscordReporter:
                 ),
             )
         return content, files
+
+
+def channel_refusal(error: discord.HTTPException, lacking: list[str] | None) -> str:
+    """One line: why the channel refused the outcome, and what an admin can do."""
+    if isinstance(error, discord.NotFound):
+        return "that channel is gone."
+    if lacking:
+        names, plural = permissions.names_text(lacking), len(lacking) != 1
+        return (
+            f"I no longer have the {names} permission{'s' if plural else ''} there; a server "
+            f"admin can grant {'them' if plural else 'it'}."
+        )
+    if error.code == 50001:  # Missing Access: the channel is hidden from the bot
+        return "I can no longer see that channel; a server admin can give me View Channel."
+    return "I am missing a permission there; a server admin can grant it."
 
 
 def attachment_name(job: Job, default: str) -> str:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
+Delivery = Literal["channel", "dm"] | None
 PENDING: tuple[Status, ...] = ("queued", "running")
 FINISHED: tuple[Status, ...] = ("done", "failed", "cancelled")
 MAX_ATTEMPTS = 2  # a job interrupted while running is tried once more, then it fails
@@ -73,6 +74,7 @@ class Job:
     error: str | None
     delivered: int
     deleted_at: float | None  # V2: the result message was deleted (the row is kept)
+    delivered_to: Delivery  # V3: where the outcome went ('channel', 'dm'), None: nowhere
 
     @property
     def request(self) -> Request:
@@ -362,11 +364,20 @@ class Store:
                 return None
             return await _one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
 
-    async def mark_delivered(self, job_id: int, message_id: int | None) -> None:
+    async def mark_delivered(
+        self, job_id: int, message_id: int | None, *, to: Delivery = "channel"
+    ) -> None:
+        """The bot is done delivering job `job_id`'s outcome: posted in its channel as
+        `message_id`, sent `to` "dm", or (None, or no message id for the channel) nowhere —
+        cancelled, or refused by both the channel and the DM."""
+        where: Delivery = "dm" if to == "dm" else None
+        if to == "channel" and message_id is not None:
+            where = "channel"
         async with self.lock:
             await self.db.execute(
-                "UPDATE jobs SET delivered = 1, result_message_id = ? WHERE id = ?",
-                (message_id, job_id),
+                "UPDATE jobs SET delivered = 1, result_message_id = ?, delivered_to = ?"
+                " WHERE id = ?",
+                (message_id if where == "channel" else None, where, job_id),
             )
 
     async def recover_interrupted(self, note: str, failure: str) -> tuple[list[Job], list[Job]]:

@@ -65,7 +65,11 @@ async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
     again = await Store.open(path)
     cursor = await again.db.execute("SELECT version, name FROM schema_migrations")
-    assert [tuple(row) for row in await cursor.fetchall()] == [(1, "jobs"), (2, "interactions")]
+    assert [tuple(row) for row in await cursor.fetchall()] == [
+        (1, "jobs"),
+        (2, "interactions"),
+        (3, "delivery"),
+    ]
     await again.close()
 
 
@@ -137,6 +141,52 @@ async def test_claim_finish_and_deliver(store: Store) -> None:
     again = await store.get(job.id)
     assert again is not None and again.result_message_id == 555
     assert await store.seconds_per_iteration() == pytest.approx(1.0)  # (11 - 1) / 10
+
+
+async def test_delivery_records_where_the_outcome_went(store: Store) -> None:
+    """The channel (with the message id), a DM, or nowhere: `delivered` only says the bot is
+    done trying; `delivered_to` says where, so nothing claims a post that never happened."""
+    jobs = [await store.add(new_job(owner)) for owner in (1, 2, 3, 4)]
+    await store.mark_delivered(jobs[0].id, 555)
+    await store.mark_delivered(jobs[1].id, None, to="dm")
+    await store.mark_delivered(jobs[2].id, None, to=None)
+    await store.mark_delivered(jobs[3].id, None)  # cancelled: no message, so not the channel
+    found = [await store.get(job.id) for job in jobs]
+    assert [(j.delivered, j.delivered_to, j.result_message_id) for j in found if j] == [
+        (1, "channel", 555),
+        (1, "dm", None),
+        (1, None, None),
+        (1, None, None),
+    ]
+
+
+async def test_v3_marks_earlier_posts_as_delivered_to_the_channel(tmp_path: Path) -> None:
+    """A database from before V3: posted results become 'channel', the rest nowhere."""
+    old = tmp_path / "v2"
+    old.mkdir()
+    for _, migration in migration_files()[:2]:
+        (old / migration.name).write_text(migration.read_text())
+    path = tmp_path / "jobs.sqlite3"
+    async with aiosqlite.connect(path) as db:
+        assert await migrate(db, old) == [1, 2]
+        for delivered, message in ((1, 7), (1, None), (0, None)):  # posted, cancelled, pending
+            await db.execute(
+                "INSERT INTO jobs (kind, owner_id, channel_id, request_json, call_string,"
+                " iterations, width, height, created_at, delivered, result_message_id)"
+                " VALUES ('imagine', 1, 2, '{}', '', 10, 64, 64, 0, ?, ?)",
+                (delivered, message),
+            )
+        await db.commit()
+    after = await Store.open(path)
+    try:
+        found = [await after.get(job_id) for job_id in (1, 2, 3)]
+        assert [(j.delivered, j.delivered_to, j.result_message_id) for j in found if j] == [
+            (1, "channel", 7),
+            (1, None, None),
+            (0, None, None),
+        ]
+    finally:
+        await after.close()
 
 
 async def test_finished_jobs_do_not_change(store: Store) -> None:

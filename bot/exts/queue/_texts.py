@@ -74,5 +74,14 @@ def history_text(jobs: list[Job]) -> str:
     for job in jobs:
         where = link(job)
         shown = f"[#{job.id}]({where})" if where else f"#{job.id}"
-        lines.append(f"{shown} · seed {job.seed} · {short_prompt(job)}")
+        lines.append(f"{shown}{_delivery(job)} · seed {job.seed} · {short_prompt(job)}")
     return "\n".join(lines)[: messages.MESSAGE_LIMIT]
+
+
+def _delivery(job: Job) -> str:
+    """Where a painting went, when not to its channel: ` · sent by DM`, ` · not delivered`."""
+    if job.delivered_to == "dm":
+        return " · sent by DM"
+    if job.delivered and job.delivered_to is None:
+        return f" · not delivered (`/params {job.id}` has it)"
+    return ""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import parameters, rules, views
+from bot import parameters, permissions, rules, views
 from bot.errors import DoorwaysError, JobNotFound
 from bot.exts.paint._build import new_seed
 from bot.jobs import acknowledgement, admit_request, check_channel, limits_for, queue_job
@@ -148,7 +148,16 @@ async def reroll_by_reaction(
     bot: DoorwaysBot, job: Job, payload: discord.RawReactionActionEvent
 ) -> None:
     """Queue a reroll charged to the reacting person; the acknowledgement is posted in the
-    channel (a reaction has no interaction to answer); a refusal goes to them by DM."""
+    channel (a reaction has no interaction to answer); a refusal goes to them by DM — also
+    when the bot lacks a permission it needs there (from its cache: no interaction carries
+    Discord's answer)."""
+    lacking = permissions.missing_in_cache(bot, payload.channel_id)
+    if lacking:
+        log.info("reroll of job %s by %s (reaction) refused: missing %s", job.id,
+                 payload.user_id, ", ".join(lacking))  # fmt: skip
+        refusal = permissions.refusal_text(lacking, f"<#{payload.channel_id}>")
+        await _tell(bot, payload.user_id, f"Your reroll of job #{job.id} was refused. {refusal}")
+        return
     member = payload.member
     roles = [(r.id, r.name) for r in member.roles] if member is not None else []
     try:
