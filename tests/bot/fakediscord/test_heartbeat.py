@@ -42,5 +42,6 @@ async def test_heartbeat_latency_is_the_round_trip_not_the_interval(
         await client.close()
         await asyncio.wait_for(task, 5)
     assert len(latencies) >= 6, f"too few heartbeats were acknowledged: {sorted(latencies)}"
+    # No lower bound: discord.py notes a heartbeat's send time in its keep-alive thread,
+    # which a busy machine may run late, so a measured round trip can come out shorter.
     assert max(latencies) < INTERVAL_S / 2, f"latencies (s): {sorted(latencies)}"
-    assert min(latencies) >= fake_discord.gateway.heartbeat_ack_delay * 0.9
