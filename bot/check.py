@@ -66,6 +66,9 @@ def check_model(kind: str, name: str) -> Check:
     if registry.is_downloaded(name):
         where = registry.model_paths(name)[0] if registry.is_registered(name) else name
         return Check(True, kind, f"{name} at {where}")
+    gone = registry.unavailable(name)
+    if gone:
+        return Check(False, kind, f"{name} is not downloaded, and cannot be: {gone}")
     return Check(
         False, kind,
         f"{name} is not downloaded: run `doorways models download {name}`",

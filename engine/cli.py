@@ -277,6 +277,8 @@ def _models(args: argparse.Namespace) -> int:
         for row in registry.list_models():
             size = f"{row['size_bytes'] / 2**20:,.0f} MiB" if row["size_bytes"] else "?"
             status = f"downloaded: {row['path']}" if row["downloaded"] else "not downloaded"
+            if row["unavailable"] and not row["downloaded"]:
+                status = f"UNAVAILABLE: {row['unavailable']}"
             print(f"{row['name']:28} {row['kind']:6} {size:>9}  {status}")
         print("\n" + OTHER_MODELS.format(doorways=doorways_command()))
         return 0

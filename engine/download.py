@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +22,12 @@ LARGE = 1 << 20  # files at least this big are size-checked when they have no sh
 
 
 class DownloadError(RuntimeError):
-    """A file could not be fetched or failed its check; the message says what to do."""
+    """A file could not be fetched or failed its check; the message says what to do, and
+    `reason` what went wrong, in a few words (for a list of mirrors tried)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def sha256_of(path: Path) -> str:
@@ -48,7 +54,8 @@ def _unreachable(url: str, dest: Path, exc: BaseException) -> DownloadError:
     host = urlsplit(url).hostname or url
     reason = str(_root_cause(exc)) or type(exc).__name__
     return DownloadError(
-        f"could not reach {host}: {reason}; download {url} yourself and place the file at {dest}"
+        f"could not reach {host}: {reason}; download {url} yourself and place the file at {dest}",
+        f"could not be reached ({reason})",
     )
 
 
@@ -77,14 +84,18 @@ def fetch(
         if _fetch_into(url, part, dest, progress=progress, timeout=timeout):
             break
     else:
-        raise DownloadError(f"the server keeps refusing to resume {url}; delete {part} and retry")
+        raise DownloadError(
+            f"the server keeps refusing to resume {url}; delete {part} and retry",
+            "refused to resume the partial file",
+        )
     size = part.stat().st_size
     far_too_small = approx_size is not None and approx_size >= LARGE and size < approx_size // 2
     if sha256 is None and far_too_small:
         part.unlink()
         raise DownloadError(
             f"{url} sent {size} bytes where about {approx_size} were expected, probably an "
-            f"error page; it was deleted: download the file yourself and place it at {dest}"
+            f"error page; it was deleted: download the file yourself and place it at {dest}",
+            f"sent {size} bytes where about {approx_size} were expected (an error page?)",
         )
     if sha256 is not None:
         actual = sha256_of(part)
@@ -92,10 +103,51 @@ def fetch(
             part.unlink()
             raise DownloadError(
                 f"sha256 mismatch for {dest.name} from {url}: expected {sha256}, got {actual}; "
-                "the corrupt file was deleted, run the download again"
+                "the corrupt file was deleted, run the download again",
+                f"sent a file whose sha256 is {actual}, not {sha256}",
             )
     os.replace(part, dest)
     return dest
+
+
+def fetch_any(
+    urls: Sequence[str],
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    approx_size: int | None = None,
+    progress: bool = True,
+    timeout: float = 30,
+) -> Path:
+    """fetch() from the first of `urls` (mirrors of one file, tried in order) that delivers
+    it. A partial file one mirror left is resumed from the next. When none delivers, one
+    DownloadError names each host tried and what went wrong there."""
+    if dest.exists():
+        return dest
+    failures: list[tuple[str, DownloadError]] = []
+    for url in urls:
+        try:
+            return fetch(
+                url, dest, sha256=sha256, approx_size=approx_size, progress=progress,
+                timeout=timeout,
+            )  # fmt: skip
+        except DownloadError as error:
+            failures.append((url, error))
+            if progress and url != urls[-1]:
+                print(f"{dest.name}: {_host(url)} {error.reason}; trying the next mirror",
+                      file=sys.stderr)  # fmt: skip
+    if len(failures) == 1:
+        raise failures[0][1]
+    tried = "; ".join(f"{_host(url)} {error.reason}" for url, error in failures)
+    raise DownloadError(
+        f"no mirror of {dest.name} delivered it: {tried}. Download it yourself from one of "
+        f"{', '.join(urls)} and place it at {dest}"
+    )
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
 
 
 def _fetch_into(url: str, part: Path, dest: Path, *, progress: bool, timeout: float) -> bool:
@@ -110,7 +162,8 @@ def _fetch_into(url: str, part: Path, dest: Path, *, progress: bool, timeout: fl
             if response.status_code >= 400:
                 raise DownloadError(
                     f"{url} answered HTTP {response.status_code} {response.reason}; "
-                    f"download it yourself and place the file at {dest}"
+                    f"download it yourself and place the file at {dest}",
+                    f"answered HTTP {response.status_code} {response.reason}",
                 )
             if response.status_code != 206:  # 200: the server sends the whole file again
                 offset = 0
@@ -136,14 +189,18 @@ def _fetch_into(url: str, part: Path, dest: Path, *, progress: bool, timeout: fl
         if part.exists() and part.stat().st_size > offset:  # we got somewhere: say so
             raise DownloadError(
                 f"download of {url} was interrupted ({_root_cause(exc)}); "
-                f"run it again to resume from {part}"
+                f"run it again to resume from {part}",
+                f"stopped sending part way ({_root_cause(exc)}); {part} is kept to resume",
             ) from exc
         raise _unreachable(url, dest, exc) from exc
     except requests.RequestException as exc:
-        raise DownloadError(f"download of {url} failed: {exc}; run it again to resume") from exc
+        raise DownloadError(
+            f"download of {url} failed: {exc}; run it again to resume", f"failed ({exc})"
+        ) from exc
     size = part.stat().st_size
     if total is not None and size != total:
         raise DownloadError(
-            f"download of {url} stopped at {size} of {total} bytes; run it again to resume"
+            f"download of {url} stopped at {size} of {total} bytes; run it again to resume",
+            f"stopped at {size} of {total} bytes; {part} is kept to resume",
         )
     return True

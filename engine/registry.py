@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.download import DownloadError, fetch
+from engine.download import DownloadError, fetch_any
 
 REGISTRY_PATH = resources.files("engine") / "data" / "models.json"
 # The checkout engine/ lies in (pip install -e), or site-packages for an installed wheel.
@@ -34,8 +34,11 @@ class ModelMissing(ModelError):
         self.name = name
         self.path = path
         self.download_command = download_command or f"doorways models download {name}"
+        gone = unavailable(name) if is_registered(name) else None
         super().__init__(
-            f"model {name} is not downloaded: run `{self.download_command}` "
+            f"model {name} is not downloaded, and cannot be: {gone} (place its file at {path})"
+            if gone
+            else f"model {name} is not downloaded: run `{self.download_command}` "
             f"(or place the file at {path})"
         )
 
@@ -117,8 +120,19 @@ def is_downloaded(name: str) -> bool:
     return all(path.is_file() for path in model_paths(name))
 
 
+def unavailable(name: str) -> str | None:
+    """Why registry model `name` cannot be downloaded (its hosts are gone), or None."""
+    return _entry(name).get("unavailable")
+
+
+def urls(file: dict[str, Any]) -> list[str]:
+    """Where a registry file can be downloaded: its url, then its mirrors, in order."""
+    return [file["url"], *file.get("mirrors", [])]
+
+
 def list_models() -> list[dict[str, Any]]:
-    """One row per registry entry: name, kind, size_bytes, downloaded, path (of the weights)."""
+    """One row per registry entry: name, kind, size_bytes, downloaded, path (of the weights),
+    unavailable (why it cannot be downloaded, or None)."""
     rows = []
     for name, entry in _read_registry().items():
         paths = model_paths(name)
@@ -129,6 +143,7 @@ def list_models() -> list[dict[str, Any]]:
                 "size_bytes": sum(f["size_bytes"] for f in entry["files"]),
                 "downloaded": is_downloaded(name),
                 "path": paths[0],
+                "unavailable": entry.get("unavailable"),
             }
         )
     return rows
@@ -142,18 +157,23 @@ def download(
     entry: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Fetch every file of registry entry `name` into `model_dir()`; files present are kept.
+    Each file comes from the first of its urls (url, then mirrors) that delivers it.
 
     `entry` overrides the registry entry (tests point it at a local server).
     """
     if name == "tiny" and entry is None:
         raise ModelError("tiny models are built on this machine when first used; no download")
     entry = entry if entry is not None else _entry(name)
+    missing = [f for f in entry["files"] if not (model_dir() / f["name"]).exists()]
+    if entry.get("unavailable") and missing:
+        places = ", ".join(str(model_dir() / f["name"]) for f in missing)
+        raise ModelError(f"{name} cannot be downloaded: {entry['unavailable']} (place {places})")
     paths = []
     for f in entry["files"]:
         dest = model_dir() / f["name"]
         try:
-            path = fetch(
-                f["url"],
+            path = fetch_any(
+                urls(f),
                 dest,
                 sha256=f.get("sha256"),
                 approx_size=f.get("size_bytes"),

@@ -81,3 +81,15 @@ def test_a_gpu_torch_cannot_use_fails_the_device_line(
     assert "WARNING: --device auto paints on the CPU" in lines["device"]
     assert "driver 550.54.15" in lines["device"] and "--index-url" in lines["device"]
     assert all(lines[name].startswith("ok") for name in ("token", "database", "vqgan", "clip"))
+
+
+def test_a_model_whose_host_is_gone_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wikiart_16384 cannot be downloaded: the line says why, not "run models download"."""
+    monkeypatch.setenv("DOORWAYS_MODELS", str(tmp_path / "models"))
+    argv = ["--db", str(tmp_path / "jobs.sqlite3"), "--vqgan", "wikiart_16384", "--clip", "tiny"]
+    status, lines = run_check([*argv, "--device", "cpu"], capsys)
+    assert status == 1 and lines["vqgan"].startswith("FAIL")
+    assert "cannot be: its only host, eaidata.bmk.sh" in lines["vqgan"]
+    assert "models download" not in lines["vqgan"]

@@ -50,9 +50,14 @@ def test_registry_entries_are_well_formed() -> None:
         assert entry["files"], name
         for f in entry["files"]:
             assert f["url"].startswith(("http://", "https://")), name
+            assert all(u.startswith("https://") for u in f.get("mirrors", [])), name
+            assert registry.urls(f)[0] == f["url"] and len(set(registry.urls(f))) == len(
+                registry.urls(f)
+            ), name
             assert f["name"] and "/" not in f["name"], name
             assert f["size_bytes"] > 0, name
             assert f["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", f["sha256"]), name
+        assert entry.get("unavailable") is None or entry["unavailable"].strip(), name
         if entry["kind"] == "vqgan":
             assert entry["target"] in models.VQGAN_CLASSES, name
             assert {"embed_dim", "n_embed", "ddconfig"} <= entry["params"].keys(), name
@@ -684,6 +689,92 @@ def test_download_registry_model_offline(empty_model_dir: Path) -> None:
     with pytest.raises(ModelError, match=r"could not reach openaipublic\.azureedge\.net"):
         registry.download("ViT-B/32", progress=False, timeout=5)
     assert not (empty_model_dir / "ViT-B-32.pt").exists()
+
+
+def test_download_falls_back_to_the_next_mirror(
+    file_server: FileServer, empty_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """First mirror dead (nothing listens there), second answers 404, third has the file:
+    the file comes from the third, and each step is said on stderr."""
+    dead = _closed_port_url()
+    entry = file_server.entry("w.ckpt")
+    good = entry["files"][0]["url"]
+    entry["files"][0]["url"] = f"{dead}/w.ckpt"
+    entry["files"][0]["mirrors"] = [f"{file_server.base}/missing/w.ckpt", good]
+    [path] = registry.download("local", entry=entry, progress=True)
+    assert path.read_bytes() == file_server.files["w.ckpt"]
+    err = capsys.readouterr().err
+    assert f"w.ckpt: {dead.removeprefix('http://')} could not be reached" in err
+    assert "answered HTTP 404" in err and err.count("trying the next mirror") == 2
+
+
+def test_a_mirror_that_stops_half_way_is_resumed_from_the_next(
+    file_server: FileServer, empty_model_dir: Path
+) -> None:
+    """The first host hangs up half way; the second continues the .part with a Range."""
+    file_server.truncate_next = True
+    entry = file_server.entry("w.ckpt")
+    url = entry["files"][0]["url"]
+    entry["files"][0]["mirrors"] = [url.replace("127.0.0.1", "localhost")]
+    [path] = registry.download("local", entry=entry, progress=False)
+    assert path.read_bytes() == file_server.files["w.ckpt"]
+    assert file_server.ranges[0] is None and file_server.ranges[1].startswith("bytes=")
+
+
+def test_all_mirrors_dead_is_one_message_naming_each_host(
+    file_server: FileServer, empty_model_dir: Path
+) -> None:
+    """Every mirror fails, each its own way: one ModelError listing every host and why."""
+    dead = _closed_port_url()
+    entry = file_server.entry("w.ckpt", sha256={"w.ckpt": "0" * 64})
+    local = entry["files"][0]["url"]
+    entry["files"][0]["url"] = f"{dead}/w.ckpt"
+    entry["files"][0]["mirrors"] = [f"{file_server.base}/gone.ckpt", local]
+    with pytest.raises(ModelError) as failed:
+        registry.download("local", entry=entry, progress=False)
+    message = str(failed.value)
+    assert message.startswith("no mirror of w.ckpt delivered it: ")
+    host = file_server.base.removeprefix("http://")
+    assert f"{dead.removeprefix('http://')} could not be reached" in message
+    assert f"{host} answered HTTP 404" in message
+    assert f"{host} sent a file whose sha256 is" in message
+    assert str(empty_model_dir / "w.ckpt") in message and "\n" not in message
+    assert list(empty_model_dir.iterdir()) == []
+
+
+def test_an_unavailable_model_says_so_in_the_list_and_at_download(
+    empty_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """wikiart_16384's only host is gone: `models list` says so, `models download` refuses
+    at once (no connection tried), a missing file names it; placed by hand, it is there."""
+    from engine import cli
+
+    assert cli.main(["models", "list"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "wikiart_16384" in line]
+    assert "UNAVAILABLE: its only host, eaidata.bmk.sh, has been gone for years" in line
+    assert cli.main(["models", "download", "wikiart_16384"]) == 2
+    err = capsys.readouterr().err
+    assert "wikiart_16384 cannot be downloaded: its only host" in err
+    assert str(empty_model_dir / "wikiart_16384.ckpt") in err and "could not reach" not in err
+    with pytest.raises(ModelMissing, match="is not downloaded, and cannot be: its only host"):
+        registry.weights_path("wikiart_16384")
+
+    empty_model_dir.mkdir()
+    for name in ("wikiart_16384.ckpt", "wikiart_16384.yaml"):
+        (empty_model_dir / name).write_bytes(b"placed by hand")
+    assert registry.download("wikiart_16384") == registry.model_paths("wikiart_16384")
+    assert cli.main(["models", "list"]) == 0
+    assert "downloaded:" in next(
+        line for line in capsys.readouterr().out.splitlines() if "wikiart_16384" in line
+    )
+
+
+def _closed_port_url() -> str:
+    """http://127.0.0.1:PORT where nothing listens (a port taken, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 def test_download_rejects_tiny_and_unknown_names() -> None:
