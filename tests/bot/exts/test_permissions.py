@@ -186,9 +186,11 @@ async def test_reroll_button_and_reaction_are_refused_too(world: World) -> None:
 # Lost while painting --------------------------------------------------------------------------
 
 
-async def start_and_lose(world: World, person: User, room: Channel) -> tuple[Message, int]:
-    """Queue a slow job in `room`; once its status message has been edited, take the bot's
-    View Channel away there. Returns (status message, the call index from then on)."""
+async def start_and_lose(
+    world: World, person: User, room: Channel, denied: Permission = P.VIEW_CHANNEL
+) -> tuple[Message, int]:
+    """Queue a slow job in `room`; once its status message has been edited, deny the bot
+    `denied` there. Returns (status message, the call index from then on)."""
     fake = world.fake
     handle = await command(fake, person, "imagine", SLOW, room)
     status = handle.original
@@ -196,7 +198,7 @@ async def start_and_lose(world: World, person: User, room: Channel) -> tuple[Mes
     await fake.wait_for(
         lambda c: c.kind is ChangeKind.MESSAGE_UPDATE and c.message is status, timeout=60
     )
-    fake.set_overwrite(room, fake.bot_user, deny=P.VIEW_CHANNEL)
+    fake.set_overwrite(room, fake.bot_user, deny=denied)
     return status, len(fake.calls())
 
 
@@ -225,6 +227,27 @@ async def test_permission_lost_mid_job_sends_one_dm_and_stops_editing(world: Wor
     assert f"<#{room.id}>" in why and "View Channel" in why
     history = await command(fake, person, "history", {})
     assert history.response is not None and f"#{job.id} · sent by DM" in history.response.content
+
+
+@module_loop
+async def test_history_lost_mid_job_the_post_is_refused_once_then_dm(world: World) -> None:
+    """Read Message History taken away while the job paints: the status message is still
+    edited to the end, the result post (a reply) gets one 403 and is not retried, and the
+    picture comes by DM. (Send Messages lost would stop the edits too: without it Discord
+    takes Attach Files as well, and the previews are files.)"""
+    fake, person, room = world.fake, world.user(), world.channel()
+    status, since = await start_and_lose(world, person, room, P.READ_MESSAGE_HISTORY)
+    job = await world.delivered(job_id_of(status))
+    assert job.delivered_to == "dm" and "Done in" in status.content
+    later = fake.calls()[since:]
+    posts = [c for c in later if (c.method, c.route) == ("POST", POST)]
+    assert [(c.status, c.code, c.params["channel_id"]) for c in posts] == [
+        (403, 50013, str(room.id)),
+        (200, 0, str(fake.dm_channel(person).id)),
+    ]
+    assert all(c.status == 200 for c in later if c.method == "PATCH")
+    [dm] = fake.messages(fake.dm_channel(person))
+    assert dm.attachments and "**Read Message History** permission" in dm.content.splitlines()[-1]
 
 
 @module_loop
