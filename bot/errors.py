@@ -38,6 +38,10 @@ class ChannelNotAllowed(DoorwaysError):
     """Painting commands are not enabled in this channel."""
 
 
+class MissingChannelPermissions(DoorwaysError):
+    """The bot lacks a permission it needs to deliver a painting in this channel."""
+
+
 class JobNotFound(DoorwaysError):
     """No such job (or not one of the person's)."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import messages, permissions, views
-from bot.errors import ChannelNotAllowed, NotReady
+from bot.errors import ChannelNotAllowed, MissingChannelPermissions, NotReady
 from bot.quota import Admission, Limits, admit, fit_request
 from bot.rules import apply_rules
 from bot.store import Job, NewJob
@@ -54,7 +54,8 @@ def check_channel(bot: DoorwaysBot, interaction: discord.Interaction) -> None:
             f"<#{c}>" if isinstance(c, int) else f"#{c}" for c in bot.settings.allowed_channels
         )
         raise ChannelNotAllowed(f"Painting is not enabled in this channel; try {allowed}.")
-    permissions.check_interaction(interaction)
+    if lacking := permissions.missing_here(interaction):
+        raise MissingChannelPermissions(permissions.refusal_text(lacking))
 
 
 async def admit_request(

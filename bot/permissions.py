@@ -1,54 +1,80 @@
-"""What the bot needs in a channel to deliver a painting there, and how to say what is missing.
+"""The Discord permissions the bot needs in a channel, in one place, and how to say which
+are missing. Plain bits (Discord's, as in https://discord.com/developers/docs/topics/
+permissions); discord.py objects are only read, never imported here.
 
-Discord delivers slash commands and button clicks even where the bot cannot see the channel,
-post, attach files or read its history (a private channel, a thread, a #general whose
-overwrites deny @everyone Attach Files). A job queued there would be painted, charged and
-never shown. So before anything is queued the bot reads what Discord computed for it in that
-channel — `interaction.app_permissions`; for a reaction, which has no interaction, what
-discord.py computes from its cache, `channel.permissions_for(guild.me)` — and refuses, naming
-what is missing, while it lacks any of:
-
-- View Channel: to edit the status message and post the result at all;
-- Send Messages (in a thread: Send Messages in Threads): to post the result;
-- Attach Files: the result is a PNG (and the progress previews are too);
-- Read Message History: the result is posted as a reply to the status message.
+What the bot does in a channel: it answers commands there (interaction responses need no
+channel permission), posts a status message and edits it with progress, replies to it with
+the PNG and its call string. Discord delivers slash commands and button clicks even where
+the bot cannot see the channel, post, attach files or read its history (a private channel, a
+thread, a #general whose overwrites deny @everyone Attach Files): a job queued there would
+be painted, charged and never shown. So before anything is queued the bot reads what Discord
+computed for it there — `interaction.app_permissions`; for a reaction, which has no
+interaction, what discord.py computes from its cache, `channel.permissions_for(guild.me)` —
+and refuses, naming what is missing.
 """
 
 from __future__ import annotations
 
-import discord
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bot.errors import DoorwaysError
+if TYPE_CHECKING:
+    import discord
 
-# (discord.Permissions attribute, what Discord's client calls it)
-VIEW = ("view_channel", "View Channel")
-SEND = ("send_messages", "Send Messages")
-SEND_IN_THREADS = ("send_messages_in_threads", "Send Messages in Threads")
-ATTACH = ("attach_files", "Attach Files")
-HISTORY = ("read_message_history", "Read Message History")
-_THREADS = (
-    discord.ChannelType.public_thread,
-    discord.ChannelType.private_thread,
-    discord.ChannelType.news_thread,
+
+@dataclass(frozen=True)
+class Needed:
+    """One permission: its bit, discord.Permissions' name for it, Discord's label, and why."""
+
+    bit: int
+    flag: str
+    label: str
+    why: str
+
+
+NEEDED = (
+    Needed(
+        1 << 10,
+        "view_channel",
+        "View Channel",
+        "see the channel a command came from, to post its status message and result there",
+    ),
+    Needed(1 << 11, "send_messages", "Send Messages", "post the status message and the result"),
+    Needed(
+        1 << 38,
+        "send_messages_in_threads",
+        "Send Messages in Threads",
+        "the same when the command is used in a thread",
+    ),
+    Needed(
+        1 << 15, "attach_files", "Attach Files", "attach the picture, its previews and call string"
+    ),
+    Needed(
+        1 << 16,
+        "read_message_history",
+        "Read Message History",
+        "post the result as a reply to its status message, and read the message a /params "
+        "link points to",
+    ),
 )
+_THREAD_TYPES = (10, 11, 12)  # discord.ChannelType: news, public and private threads
 
 
-class MissingChannelPermissions(DoorwaysError):
-    """The bot lacks a permission it needs to deliver a painting in this channel."""
-
-
-def needed(thread: bool) -> tuple[tuple[str, str], ...]:
-    """The permissions a painting needs, in a thread or in a channel."""
-    return (VIEW, SEND_IN_THREADS if thread else SEND, ATTACH, HISTORY)
+def needed_in(thread: bool) -> tuple[Needed, ...]:
+    """What delivering a painting needs: in a thread Send Messages in Threads counts, in a
+    channel Send Messages."""
+    other = "send_messages" if thread else "send_messages_in_threads"
+    return tuple(need for need in NEEDED if need.flag != other)
 
 
 def is_thread(channel: object) -> bool:
-    return getattr(channel, "type", None) in _THREADS
+    kind = getattr(channel, "type", None)
+    return kind is not None and getattr(kind, "value", kind) in _THREAD_TYPES
 
 
 def missing(permissions: discord.Permissions, *, thread: bool) -> list[str]:
-    """The names of the needed permissions that `permissions` lacks."""
-    return [name for attribute, name in needed(thread) if not getattr(permissions, attribute)]
+    """The labels of the needed permissions that `permissions` lacks."""
+    return [need.label for need in needed_in(thread) if not getattr(permissions, need.flag)]
 
 
 def names_text(names: list[str]) -> str:
@@ -70,25 +96,20 @@ def refusal_text(names: list[str], where: str = "this channel") -> str:
     )
 
 
-def check_interaction(interaction: discord.Interaction) -> None:
-    """Raise MissingChannelPermissions unless Discord says the bot may deliver where
-    `interaction` happened."""
-    lacking = missing(interaction.app_permissions, thread=is_thread(interaction.channel))
-    if lacking:
-        raise MissingChannelPermissions(refusal_text(lacking))
+def missing_here(interaction: discord.Interaction) -> list[str]:
+    """What Discord says the bot lacks where `interaction` happened."""
+    return missing(interaction.app_permissions, thread=is_thread(interaction.channel))
 
 
 def missing_in_cache(client: discord.Client, channel_id: int) -> list[str] | None:
     """What discord.py's cache says the bot lacks in `channel_id` (None: not cached, so
     unknown; a DM lacks nothing)."""
     channel = client.get_channel(channel_id)
-    if isinstance(channel, discord.abc.PrivateChannel):
-        return []
+    if channel is None:
+        return None
     guild = getattr(channel, "guild", None)
-    if channel is None or guild is None or guild.me is None:
-        return None
-    try:
-        permissions = channel.permissions_for(guild.me)
-    except discord.ClientException:  # a thread whose parent is not cached
-        return None
-    return missing(permissions, thread=is_thread(channel))
+    if guild is None:
+        return []  # a DM
+    if guild.me is None or (is_thread(channel) and getattr(channel, "parent", None) is None):
+        return None  # a thread whose parent is not cached has no permissions to compute
+    return missing(channel.permissions_for(guild.me), thread=is_thread(channel))  # type: ignore[union-attr]
