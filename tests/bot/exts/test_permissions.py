@@ -27,6 +27,7 @@ from bot.fakediscord import (
     FakeDiscord,
     Message,
     Permission,
+    Upload,
     User,
     point_discord_py_at,
 )
@@ -112,14 +113,19 @@ def named(text: str) -> list[str]:
 async def test_a_denied_permission_is_refused_privately_and_costs_nothing(
     world: World, denied: Permission, missing: list[str]
 ) -> None:
-    """/entrance and /imagine in a channel whose overwrites deny the bot a permission it
+    """/entrance, /imagine and /task in a channel whose overwrites deny the bot a permission it
     needs: a private answer naming it and who can grant it; no job, no quota used, no
     request to the channel."""
     fake, person, room = world.fake, world.user(), world.channel()
     fake.set_overwrite(room, fake.bot_user, deny=denied)
     quota, jobs = await world.quota(person), await world.jobs()
     calls = len(fake.calls())
-    for name, options in (("entrance", {"realms": "heaven | hell"}), ("imagine", QUICK)):
+    task = Upload("doors.json", b'{"prompts": ["a door"], "iterations": 2}')
+    for name, options in (
+        ("entrance", {"realms": "heaven | hell"}),
+        ("imagine", QUICK),
+        ("task", {"file": task}),
+    ):
         handle = await command(fake, person, name, options, room)
         assert handle.response is not None and handle.response.ephemeral
         text = handle.response.content
