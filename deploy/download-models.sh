@@ -2,7 +2,7 @@
 # Download the models Doorways paints with, once, before the bot's first start.
 #
 #   deploy/download-models.sh                      the defaults: vqgan_imagenet_f16_16384 and ViT-B/32
-#   deploy/download-models.sh wikiart_16384 ViT-B/16   other models (`doorways models list` names them)
+#   deploy/download-models.sh vqgan_imagenet_f16_1024 ViT-B/16   other models (`doorways models list` names them)
 #
 # Run it as the user the bot runs as, so that the files belong to it:
 #   systemd:  sudo -u doorways /opt/doorways/deploy/download-models.sh

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 NVIDIA_PROC = Path("/proc/driver/nvidia")
@@ -88,14 +89,19 @@ def build_for(driver: tuple[int, ...] | None) -> tuple[str, str] | None:
 
 
 def diagnose(
-    gpu: NvidiaGpu, torch_version: str, torch_cuda: str | None, visible: str | None
+    gpu: NvidiaGpu,
+    torch_version: str,
+    torch_cuda: str | None,
+    visible: str | None,
+    packages: str = "torch torchvision",
 ) -> str:
     """Why torch `torch_version` (built for CUDA `torch_cuda`, None for a CPU-only build)
     cannot use `gpu`, with `visible` the value of CUDA_VISIBLE_DEVICES (None: not set);
-    and what to do about it."""
+    and what to do about it: install `packages` (e.g. `torch==2.14.1 torchvision==0.29.1`)
+    from the index of the build that suits the driver."""
     which = f"an NVIDIA GPU ({gpu.name or 'driver ' + (gpu.driver or 'unknown')})"
     driver = parse_version(gpu.driver)
-    install = _install_line(driver)
+    install = _install_line(driver, packages)
     if visible is not None and visible.strip() in ("", "-1", "none", "NoDevFiles"):
         return (
             f"This machine has {which}, but CUDA_VISIBLE_DEVICES={visible!r} hides it from "
@@ -121,7 +127,7 @@ def diagnose(
     )
 
 
-def _install_line(driver: tuple[int, ...] | None) -> str:
+def _install_line(driver: tuple[int, ...] | None, packages: str) -> str:
     build = build_for(driver)
     if build is None and driver is not None:
         return (
@@ -130,9 +136,9 @@ def _install_line(driver: tuple[int, ...] | None) -> str:
         )
     index, cuda = build or ("cu126", "12.6")
     return (
-        f"install the torch build for CUDA {cuda}: `pip install --force-reinstall torch "
-        f"torchvision --index-url {WHEEL_INDEX}{index}` (see docs/install.md, and check with "
-        "`nvidia-smi` and `doorways-bot --check`)."
+        f"install the torch build for CUDA {cuda}: `pip install --force-reinstall {packages} "
+        f"--index-url {WHEEL_INDEX}{index}` (see docs/install.md; check with `nvidia-smi` and "
+        "`doorways-bot --check`)."
     )
 
 
@@ -152,7 +158,19 @@ def unused_gpu() -> str | None:
     if gpu is None:
         return None
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return diagnose(gpu, torch.__version__, torch.version.cuda, visible)
+    return diagnose(gpu, torch.__version__, torch.version.cuda, visible, _installed_pair())
+
+
+def _installed_pair() -> str:
+    """`torch==2.14.1 torchvision==0.29.1`: the versions installed now, without the build
+    tag (+cpu, +cu126), so the fix installs the same pair in another build."""
+    pins = []
+    for package in ("torch", "torchvision"):
+        try:
+            pins.append(f"{package}=={metadata.version(package).split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            pins.append(package)
+    return " ".join(pins)
 
 
 def cpu_fallback_warning(device: str) -> str | None:
