@@ -2,7 +2,7 @@
 together and loads the feature extensions under `bot/exts/`.
 
 Import-safe: nothing happens until `setup_hook` (after login). The launcher builds the store
-and the worker handle and passes them in; tests do the same with a fake Discord.
+and the pool of workers and passes them in; tests do the same with a fake Discord.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bot import views
 from bot.errors import on_app_command_error
 from bot.quota import Policy
 from bot.results import DiscordReporter
-from bot.scheduler import Scheduler, Worker
+from bot.scheduler import Pool, Scheduler
 from bot.settings import Settings
 from bot.store import Store
 
@@ -46,6 +46,13 @@ def walk_extensions(package: str = EXTENSIONS_PACKAGE) -> Iterator[str]:
         yield info.name
 
 
+def smallest_memory(pool: Pool) -> int | None:
+    """The memory of the smallest GPU among the workers (a job may go to any of them); None
+    until a worker on a GPU has started."""
+    sizes = [h.device_memory for h in pool.health() if h.device_memory is not None]
+    return min(sizes, default=None)
+
+
 class DoorwaysBot(commands.Bot):
     """The Doorways bot.
 
@@ -55,8 +62,8 @@ class DoorwaysBot(commands.Bot):
         The process settings (bot.settings).
     store:
         The open job store.
-    worker:
-        The engine worker handle (not started: the scheduler starts it).
+    pool:
+        The engine's pool of workers (not started: the scheduler starts it).
     extensions:
         The package whose extensions are loaded at start-up.
     """
@@ -65,7 +72,7 @@ class DoorwaysBot(commands.Bot):
         self,
         settings: Settings,
         store: Store,
-        worker: Worker,
+        pool: Pool,
         *,
         extensions: str = EXTENSIONS_PACKAGE,
     ) -> None:
@@ -82,7 +89,7 @@ class DoorwaysBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
-        self.policy = Policy(settings, lambda: worker.health().device_memory)
+        self.policy = Policy(settings, lambda: smallest_memory(pool))
         self.reporter = DiscordReporter(
             self,
             store,
@@ -92,7 +99,7 @@ class DoorwaysBot(commands.Bot):
         )
         self.scheduler = Scheduler(
             store,
-            worker,
+            pool,
             self.reporter,
             outputs=settings.outputs,
             seconds_per_iteration=settings.seconds_per_iteration,
@@ -139,7 +146,7 @@ class DoorwaysBot(commands.Bot):
         return synced
 
     async def close(self) -> None:
-        """Stop the scheduler (and the worker) before the connection closes, so outcomes
+        """Stop the scheduler (and the workers) before the connection closes, so outcomes
         being posted can finish."""
         await self.scheduler.stop()
         await super().close()

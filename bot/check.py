@@ -102,5 +102,17 @@ def run_checks(settings: Settings) -> list[Check]:
         check_database(settings.database),
         check_model("vqgan", settings.vqgan),
         check_model("clip", settings.clip),
-        check_device(settings.device),
+        *check_devices(settings),
     ]
+
+
+def check_devices(settings: Settings) -> list[Check]:
+    """One check per worker device (`engine.devices`, else `engine.device`)."""
+    from engine.worker import WorkerError
+    from engine.worker.pool import resolve_devices
+
+    try:
+        devices = resolve_devices(settings.devices, settings.device)
+    except WorkerError as error:
+        return [Check(False, "device", str(error))]
+    return [check_device(device) for device in devices]

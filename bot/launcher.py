@@ -25,6 +25,8 @@ from bot.settings import CONFIG_ENV, Settings, SettingsError, describe_settings,
 if TYPE_CHECKING:
     import discord
 
+    from engine.worker.pool import Pool
+
 log = logging.getLogger("doorways.bot")
 
 PERMISSIONS = 116800  # Send Messages, Attach Files, Embed Links, Add Reactions, Read History
@@ -107,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (engine.device)")
     parser.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="one worker per device: cuda:0,cuda:1 or all (engine.devices)",
+    )
+    parser.add_argument(
         "--playground-host",
         metavar="HOST",
         help="with no token: where the local playground page listens, loopback by default; "
@@ -151,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "vqgan": args.vqgan,
                 "clip": args.clip,
                 "device": args.device,
+                "devices": args.devices,
                 "playground_host": args.playground_host,
                 "playground_port": args.playground_port,
             },
@@ -222,19 +230,14 @@ async def run(settings: Settings) -> None:
 
     from bot.bot import DoorwaysBot
     from bot.store import MigrationError, Store
-    from engine.worker import WorkerHandle
 
     apply_endpoints(settings)
+    pool = await build_pool(settings)
     try:
         store = await Store.open(settings.database)
     except (sqlite3.Error, MigrationError, OSError) as error:
         raise StartupError(f"cannot open the database {settings.database}: {error}") from None
-    worker = WorkerHandle(
-        settings.device,
-        threads=settings.threads or None,
-        preload=(settings.vqgan, settings.clip) if settings.preload else None,
-    )
-    bot = DoorwaysBot(settings, store, worker)
+    bot = DoorwaysBot(settings, store, pool)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -251,6 +254,23 @@ async def run(settings: Settings) -> None:
     finally:
         await store.close()
         log.info("stopped")
+
+
+async def build_pool(settings: Settings) -> Pool:
+    """The workers the settings ask for: one local process per device of `engine.devices`
+    (or one on `engine.device`). Not started: the scheduler starts them."""
+    from engine.worker import WorkerError
+    from engine.worker.pool import local_pool, resolve_devices
+
+    try:
+        devices = await asyncio.to_thread(resolve_devices, settings.devices, settings.device)
+    except WorkerError as error:
+        raise StartupError(f"engine.devices: {error}") from None
+    return local_pool(
+        devices,
+        threads=settings.threads or None,
+        preload=(settings.vqgan, settings.clip) if settings.preload else None,
+    )
 
 
 def _close(bot: discord.Client, signum: int) -> None:

@@ -1,18 +1,19 @@
-"""The scheduler: hands queued jobs to the worker one at a time, fairly, and records what
-becomes of them. The database is the truth: the scheduler keeps only the running job in
-memory, and a restart carries on from the rows.
+"""The scheduler: hands queued jobs to the pool of workers, one per free worker, fairly, and
+records what becomes of them. The database is the truth: the scheduler keeps only the
+running jobs in memory, and a restart carries on from the rows.
 
 - start-up: jobs left `running` were interrupted; each goes back in line first, once, with a
   visible note ("resumed after restart"), or fails if it was already retried; outcomes that
   were never posted are posted now;
-- dispatch: when the worker is free, claim the fairest queued job (round-robin across owners,
-  see store.fair_order) and submit it;
+- dispatch: while a worker is free, claim the fairest queued job (round-robin across owners,
+  see store.fair_order) and submit it: it goes to whichever worker is free;
 - events: Started / Progress go to the reporter (status edits), Done and Failed are recorded
-  and delivered; a worker crash mid-job requeues the job once, then fails it.
+  and delivered; a worker crash mid-job requeues the job once (first in line, so the next
+  free worker takes it), then fails it.
 
 A batch — a run of a task folder (engine.tasks.FolderRun), the bot's nightly work — takes its
-turns as one more owner: `run_batch` hands its pictures to the same worker one at a time,
-between the queued jobs, so one GPU holds one copy of the models and people are not starved.
+turns as one more owner: `run_batch` hands its pictures to the same workers, one per turn,
+between the queued jobs, so each GPU holds one copy of the models and people are not starved.
 The batch keeps its own truth on disk (progress files, .done, _ERROR.txt), not in the store.
 
 Where pictures go: OUTPUTS/job-<id>.png, except the images of an uploaded task file (/task),
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -47,14 +48,17 @@ INTERRUPTED_TWICE = (
 )
 
 
-class Worker(Protocol):
-    """What the scheduler needs of engine.worker.WorkerHandle."""
+class Pool(Protocol):
+    """What the scheduler needs of engine.worker.pool.Pool: workers, one job each."""
 
     async def start(self) -> None: ...
+    @property
+    def free(self) -> int: ...
+    def on_free(self, callback: Callable[[], None]) -> None: ...
     def submit(self, job: engine_worker.Job) -> None: ...
     def cancel(self, job_id: str) -> bool: ...
     def events(self) -> AsyncIterator[Event]: ...
-    def health(self) -> Health: ...
+    def health(self) -> tuple[Health, ...]: ...
     async def stop(
         self, timeout: float = 10.0, *, finish_current: bool = False
     ) -> list[engine_worker.Job]: ...
@@ -113,12 +117,12 @@ class _Current:
 
 
 class Scheduler:
-    """Feeds the worker from the store. `start()` once, `wake()` after queueing, `stop()`.
+    """Feeds the workers from the store. `start()` once, `wake()` after queueing, `stop()`.
 
     Parameters
     ----------
-    store, worker, reporter:
-        The job database, the engine worker handle, and whoever tells people.
+    store, pool, reporter:
+        The job database, the engine's pool of workers, and whoever tells people.
     outputs:
         Folder for the PNGs (`job-<id>.png`; task files' in `tasks/<user id>/`).
     seconds_per_iteration:
@@ -128,14 +132,14 @@ class Scheduler:
     def __init__(
         self,
         store: Store,
-        worker: Worker,
+        pool: Pool,
         reporter: Reporter,
         *,
         outputs: Path,
         seconds_per_iteration: float = 0.5,
     ) -> None:
         self.store = store
-        self.worker = worker
+        self.pool = pool
         self.reporter = reporter
         self.outputs = outputs
         self.default_per_iteration = seconds_per_iteration
@@ -143,11 +147,10 @@ class Scheduler:
         self.worker_ready = False
         self.worker_error: str | None = None
         self.paused = False  # /admin pause: the running job finishes, nothing new starts
-        self._current: _Current | None = None
+        self._running: dict[int, _Current] = {}  # by job id, in the order handed over
         self._batch: Batch | None = None
         self._batch_done: asyncio.Event | None = None  # set when the batch is over
-        self._batch_job: str | None = None  # the batch's job the worker has
-        self._batch_progress: Progress | None = None
+        self._batch_jobs: dict[str, Progress | None] = {}  # the batch's jobs the workers have
         self._batch_served: float | None = None  # when the batch's last job was handed over
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -193,10 +196,11 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._started:
-            await self.worker.stop(timeout=timeout)
-        current, self._current = self._current, None
-        if current is not None and not current.started:
-            await self.store.unclaim(current.job.id)  # never began: no "resumed" note
+            await self.pool.stop(timeout=timeout)
+        running, self._running = self._running, {}
+        for current in running.values():
+            if not current.started:
+                await self.store.unclaim(current.job.id)  # never began: no "resumed" note
         if self._deliveries:
             await asyncio.wait(self._deliveries, timeout=timeout)
         for task in self._deliveries:
@@ -204,7 +208,7 @@ class Scheduler:
         await self.reporter.close()
 
     def wake(self) -> None:
-        """Something was queued (or the worker freed up): look for work."""
+        """Something was queued (or a worker freed up): look for work."""
         self._wake.set()
 
     # Queries ------------------------------------------------------------------------------------
@@ -214,26 +218,38 @@ class Scheduler:
         return self._stopping
 
     @property
-    def running_job_id(self) -> int | None:
-        return None if self._current is None else self._current.job.id
+    def running_job_ids(self) -> tuple[int, ...]:
+        """The people's jobs the workers have, in the order they were handed over."""
+        return tuple(self._running)
 
     @property
-    def batch_job_id(self) -> str | None:
-        """The batch's job the worker has (`nightly:alice/task_x.txt#2`), if any."""
-        return self._batch_job
+    def batch_job_ids(self) -> tuple[str, ...]:
+        """The batch's jobs the workers have (`nightly:alice/task_x.txt#2`)."""
+        return tuple(self._batch_jobs)
+
+    @property
+    def workers(self) -> int:
+        """Workers that paint now (at least 1, for estimates before any is ready)."""
+        return max(1, sum(health.alive for health in self.pool.health()))
 
     def estimate(self, job: Job, waiting: Waiting) -> float:
-        """Seconds until `job` is done: what runs now, what waits before it, and itself."""
-        total = 0.0
-        if self._batch_job is not None and self._batch_progress is not None:
-            total += self._batch_progress.eta_s  # a batch's picture is painting now
-        for ahead in (*waiting.ahead, job):
-            current = self._current
-            if current is not None and current.job.id == ahead.id and current.progress:
-                total += current.progress.eta_s
-            else:
-                total += ahead.iterations * self.per_iteration
-        return total
+        """Seconds until `job` is done: the jobs before it (those painting by what is left
+        of them) go to the workers in line order, each to the one that frees up first, and
+        then `job` itself."""
+        free_at = [0.0] * self.workers  # seconds from now until each worker is free
+        for progress in self._batch_jobs.values():  # a batch's pictures painting now
+            if progress is not None:
+                free_at[free_at.index(min(free_at))] += progress.eta_s
+        for ahead in waiting.ahead:
+            free_at[free_at.index(min(free_at))] += self._remaining(ahead)
+        return min(free_at) + self._remaining(job)
+
+    def _remaining(self, job: Job) -> float:
+        """Seconds a job still needs: its progress says so once it paints."""
+        current = self._running.get(job.id)
+        if current is not None and current.progress is not None:
+            return current.progress.eta_s
+        return job.iterations * self.per_iteration
 
     # Pausing (/admin pause and resume; kept in the database across restarts) ------------------
 
@@ -253,9 +269,10 @@ class Scheduler:
     # Batches (a task folder run) -----------------------------------------------------------------
 
     async def run_batch(self, batch: Batch) -> None:
-        """Paint `batch`'s jobs one at a time, taking turns with the queued jobs as one more
-        owner; returns when it is over, or when the scheduler stops. Cancelling this cancels
-        the batch's picture being painted (its Cancelled event frees the worker)."""
+        """Paint `batch`'s jobs, taking turns with the queued jobs as one more owner (a turn
+        per free worker); returns when it is over, or when the scheduler stops. Cancelling
+        this cancels the batch's pictures being painted (their Cancelled events free the
+        workers)."""
         if self._batch is not None:
             raise RuntimeError("a batch is already running")
         if batch.idle or self._stopping:
@@ -267,8 +284,9 @@ class Scheduler:
             await done.wait()
         finally:
             self._batch = self._batch_done = None
-            if self._batch_job is not None and not self._stopping:
-                self.worker.cancel(self._batch_job)
+            if not self._stopping:
+                for job_id in self._batch_jobs:
+                    self.pool.cancel(job_id)
 
     async def _batch_turn(self) -> bool:
         """Whether the batch goes before the fairest queued job. As in store.fair_order: an
@@ -290,27 +308,28 @@ class Scheduler:
         return self._batch_served is None or self._batch_served < last_served
 
     async def _dispatch_batch(self, batch: Batch) -> bool:
-        """Hand the worker the batch's next job; False if it had none (the batch is over)."""
+        """Hand the batch's next job to a worker; False if it had none (it may be over)."""
         try:
             job = await asyncio.to_thread(batch.next_job)
         except Exception:
             log.exception("the batch failed to hand out a job; it stops here")
             job = None
         if job is None:
-            self._batch = None  # over: run_batch returns
-            if self._batch_done is not None:
-                self._batch_done.set()
+            if batch.idle and not self._batch_jobs:  # (else the last event is being recorded)
+                self._batch = None  # over: run_batch returns
+                if self._batch_done is not None:
+                    self._batch_done.set()
             return False
-        self._batch_job, self._batch_progress = job.job_id, None
+        self._batch_jobs[job.job_id] = None
         self._batch_served = self.store.clock()
-        log.info("batch job %s goes to the worker", job.job_id)
-        self.worker.submit(job)
+        log.info("batch job %s goes to a worker", job.job_id)
+        self.pool.submit(job)
         return True
 
     async def _on_batch_event(self, event: Event) -> None:
         batch = self._batch
         if isinstance(event, Progress):
-            self._batch_progress = event
+            self._batch_jobs[event.job_id] = event
             return
         if batch is not None:
             try:
@@ -318,7 +337,7 @@ class Scheduler:
             except Exception:
                 log.exception("the batch could not record %r", event)
         if isinstance(event, TERMINAL):
-            self._batch_job = self._batch_progress = None
+            self._batch_jobs.pop(event.job_id, None)
             if batch is not None and batch.idle and self._batch_done is not None:
                 self._batch_done.set()
             self.wake()
@@ -330,26 +349,27 @@ class Scheduler:
         job = await self.store.cancel(job_id)
         if job is None:
             return None
-        if self._current is not None and self._current.job.id == job_id:
-            self.worker.cancel(str(job_id))  # the Cancelled event frees the worker
+        if job_id in self._running:
+            self.pool.cancel(str(job_id))  # the Cancelled event frees its worker
         self._deliver(job)
         return job
 
     # Loops --------------------------------------------------------------------------------------
 
     async def _run_worker(self) -> None:
-        """Start the worker, then consume its events until stopped."""
+        """Start the workers, then consume their events until stopped."""
+        self.pool.on_free(self.wake)
         try:
-            await self.worker.start()
+            await self.pool.start()
         except Exception as error:  # WorkerError, or a bug: jobs stay queued
             self.worker_error = str(error)
-            log.error("the worker could not start: %s; jobs stay queued", error)
+            log.error("no worker could start: %s; jobs stay queued", error)
             return
         self.worker_ready = True
         self.wake()
-        async for event in self.worker.events():
+        async for event in self.pool.events():
             try:
-                if event.job_id == self._batch_job:
+                if event.job_id in self._batch_jobs:
                     await self._on_batch_event(event)
                 else:
                     await self._on_event(event)
@@ -362,47 +382,44 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._stopping or self.paused or not self.worker_ready:
-                continue
-            if self._current is not None or self._batch_job is not None:
-                continue  # the worker is busy
-            batch = self._batch
-            if batch is not None and await self._batch_turn() and await self._dispatch_batch(batch):
-                continue
-            job = await self.store.claim_next()
-            if job is None:
-                if self._batch is not None:
-                    self.wake()  # the queue emptied meanwhile: the batch's turn
-                continue
-            self._current = _Current(job, target=task_target(self.outputs, job))
-            output = self.outputs / f"job-{job.id}.png"
-            if self._current.target is not None:
-                folder, out_file = self._current.target
-                try:
-                    output = await asyncio.to_thread(
-                        partial_output, folder, out_file, f"job-{job.id}"
-                    )
-                except OSError as error:
-                    log.error(
-                        "job %s: cannot write in %s (%s); into %s", job.id, folder, error, output
-                    )
-                    self._current.target = None
-            log.info(
-                "job %s (owner %s) goes to the worker, attempt %d",
-                job.id,
-                job.owner_id,
-                job.attempts,
-            )
-            self.worker.submit(engine_worker.Job(str(job.id), job.request_json, str(output)))
+            while not (self._stopping or self.paused or not self.worker_ready):
+                if self.pool.free <= 0 or not await self._dispatch_one():
+                    break
+
+    async def _dispatch_one(self) -> bool:
+        """Hand the fairest waiting thing — a person's job or the batch's next picture — to
+        the pool; False if there was nothing to hand over."""
+        batch = self._batch
+        batch_first = batch is not None and await self._batch_turn()
+        if batch is not None and batch_first and await self._dispatch_batch(batch):
+            return True
+        job = await self.store.claim_next()
+        if job is None:  # the queue emptied meanwhile: the batch's turn after all
+            return batch is not None and not batch_first and await self._dispatch_batch(batch)
+        current = _Current(job, target=task_target(self.outputs, job))
+        self._running[job.id] = current
+        output = self.outputs / f"job-{job.id}.png"
+        if current.target is not None:
+            folder, out_file = current.target
+            try:
+                output = await asyncio.to_thread(partial_output, folder, out_file, f"job-{job.id}")
+            except OSError as error:
+                log.error("job %s: cannot write in %s (%s); into %s", job.id, folder, error, output)
+                current.target = None
+        log.info(
+            "job %s (owner %s) goes to a worker, attempt %d", job.id, job.owner_id, job.attempts
+        )
+        self.pool.submit(engine_worker.Job(str(job.id), job.request_json, str(output)))
+        return True
 
     async def _on_event(self, event: Event) -> None:
-        current = self._current
         if not event.job_id.isdigit():
             log.warning("event %s for %s, which is no job of the store", event.type, event.job_id)
             return
         job_id = int(event.job_id)
-        if current is None or current.job.id != job_id:
-            log.warning("event %s for job %s, which is not the running job", event.type, job_id)
+        current = self._running.get(job_id)
+        if current is None:
+            log.warning("event %s for job %s, which is not a running job", event.type, job_id)
             return
         if isinstance(event, Started):
             current.started = True
@@ -426,16 +443,16 @@ class Scheduler:
                 first_step_s=event.first_step_s,
                 total_s=event.total_s,
             )
-            self._next()
+            self._next(job_id)
             self.per_iteration = await self.store.seconds_per_iteration() or self.per_iteration
             if job is not None:
                 log.info("job %s done in %.1f s", job_id, event.total_s)
                 self._deliver(job)
         elif isinstance(event, Failed):
             await self._on_failed(current.job, event)
-            self._next()
+            self._next(job_id)
         elif isinstance(event, Cancelled):
-            self._next()  # the store already says cancelled (Scheduler.cancel)
+            self._next(job_id)  # the store already says cancelled (Scheduler.cancel)
 
     async def _place(self, job_id: int, event: Done, folder: Path, out_file: str) -> str:
         """Name a /task picture folder/out_file_N.png; if that fails it stays where it is."""
@@ -462,8 +479,9 @@ class Scheduler:
         if failed is not None:
             self._deliver(failed)
 
-    def _next(self) -> None:
-        self._current = None
+    def _next(self, job_id: int) -> None:
+        """A job ended: its worker is free."""
+        self._running.pop(job_id, None)
         self.wake()
 
     def _deliver(self, job: Job) -> None:

@@ -31,6 +31,7 @@ from engine.request import (
     MAX_SIDE,
     PRECISIONS,
 )
+from engine.worker.pool import check_devices, is_device
 
 HARD_MAX_ITERATIONS = 6000  # no configuration runs a job longer than this
 CONFIG_ENV = "DOORWAYS_BOT_CONFIG"  # the config file when --config is not given
@@ -142,6 +143,16 @@ class Settings:
     device: str = field(
         default="auto",
         metadata=_key("engine.device", "worker device: auto, cpu, cuda or cuda:N", flag="--device"),
+    )
+    devices: tuple[str, ...] = field(
+        default=(),
+        metadata=_key(
+            "engine.devices",
+            "one worker process per device, each with its own models: a list such as "
+            '["cuda:0", "cuda:1"], or "all" for every GPU torch sees here (--devices takes '
+            "cuda:0,cuda:1 or all); empty: one worker on engine.device",
+            flag="--devices",
+        ),
     )
     cutn: int = field(
         default=32, metadata=_key("engine.cutn", "cutouts per step for every job (1-256)")
@@ -445,6 +456,12 @@ def _convert(f: dataclasses.Field[Any], raw: Any, *, where: str | None) -> Any:
             if not isinstance(raw, list | tuple) or len(raw) != 2:
                 raise TypeError("two whole numbers [W, H]")
             return (_int(raw[0]), _int(raw[1]))
+        if kind == "tuple[str, ...]":  # engine.devices: a list, "all", or "cuda:0,cuda:1"
+            if isinstance(raw, str):
+                raw = [part.strip() for part in raw.split(",") if part.strip()]
+            if not isinstance(raw, list | tuple) or not all(isinstance(v, str) for v in raw):
+                raise TypeError('a list of devices, or "all"')
+            return tuple(raw)
         if kind == "tuple[int | str, ...]":
             if not isinstance(raw, list | tuple):
                 raise TypeError("a list of ids or names")
@@ -522,13 +539,11 @@ def _validate(s: Settings) -> None:
     _check("engine.threads", s.threads >= 0, "must be 0 or more", s.threads)
     _check("engine.vqgan", bool(s.vqgan.strip()), "must not be empty", s.vqgan)
     _check("engine.clip", bool(s.clip.strip()), "must not be empty", s.clip)
-    kind, _, index = s.device.partition(":")
-    _check(
-        "engine.device",
-        kind in ("auto", "cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit())),
-        "must be auto, cpu, cuda or cuda:N",
-        s.device,
-    )
+    _check("engine.device", is_device(s.device), "must be auto, cpu, cuda or cuda:N", s.device)
+    try:
+        check_devices(s.devices)
+    except ValueError as error:
+        raise SettingsError(f"engine.devices: {error}") from None
     for key, value in (
         ("discord.guild_ready_timeout", s.guild_ready_timeout),
         ("progress.edit_interval", s.edit_interval),

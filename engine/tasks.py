@@ -58,6 +58,7 @@ from engine.worker import (
     WorkerError,
     WorkerHandle,
 )
+from engine.worker.pool import Pool, check_devices, local_pool, resolve_devices
 
 log = logging.getLogger("doorways.tasks")
 
@@ -87,6 +88,7 @@ class RunSettings:
     compile: str = "off"  # engine.request.COMPILE_MODES
     kernels: str = "fast"  # engine.request.KERNELS
     device: str = "auto"
+    devices: tuple[str, ...] = ()  # one worker per device, "all" GPUs; empty: one on `device`
     threads: int | None = None  # torch CPU threads in the worker
 
     def request_defaults(self) -> dict[str, Any]:
@@ -612,22 +614,28 @@ class FolderRun:
 
 
 async def run_folder(
-    folder: str | Path, settings: RunSettings | None = None, *, worker: WorkerHandle | None = None
+    folder: str | Path,
+    settings: RunSettings | None = None,
+    *,
+    worker: Pool | WorkerHandle | None = None,
 ) -> Summary:
     """Run every task file in `folder` once; returns what happened (also logged).
 
-    Without `worker`, starts one for the batch (models load once) and stops it at the end.
-    Raises TasksBusy if another run holds the folder, ValueError if it is not a folder.
+    Without `worker`, starts a pool for the batch — one worker per device of
+    `settings.devices` (models load once in each) — and stops it at the end.
+    Raises TasksBusy if another run holds the folder, ValueError if it is not a folder,
+    WorkerError if no worker starts.
     """
     settings = settings or RunSettings()
     with FolderRun(folder, settings) as run:
         if not run.idle:
             own = worker is None
             if worker is None:
-                worker = WorkerHandle(
-                    settings.device,
-                    threads=settings.threads,
-                    preload=(settings.vqgan, settings.clip),
+                devices = await asyncio.to_thread(
+                    resolve_devices, settings.devices, settings.device
+                )
+                worker = local_pool(
+                    devices, threads=settings.threads, preload=(settings.vqgan, settings.clip)
                 )
                 await worker.start()
             try:
@@ -655,8 +663,8 @@ def _remove_orphans(folder: Path) -> None:
             record.unlink()
 
 
-async def _run_jobs(worker: WorkerHandle, run: FolderRun) -> None:
-    """Hand the worker every job of the run (it queues them), then record what comes back,
+async def _run_jobs(worker: Pool | WorkerHandle, run: FolderRun) -> None:
+    """Hand the workers every job of the run (they queue them), then record what comes back,
     handing over again what must be retried, until the run is over."""
     while (job := run.next_job()) is not None:
         worker.submit(job)
@@ -678,6 +686,14 @@ async def _run_jobs(worker: WorkerHandle, run: FolderRun) -> None:
 
 
 # Scheduling -------------------------------------------------------------------------------
+
+
+def parse_devices(text: str) -> tuple[str, ...]:
+    """--devices: `cuda:0,cuda:1` → ("cuda:0", "cuda:1"); `all` stays ("all",)."""
+    try:
+        return check_devices(text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_at(text: str) -> dt.time:
@@ -758,6 +774,11 @@ def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
             "files that set none (default: fast)",
         )  # fmt: skip
         sub.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N")
+        sub.add_argument(
+            "--devices", type=parse_devices, default=(), metavar="LIST",
+            help="one worker per device, e.g. cuda:0,cuda:1, or all (every GPU); "
+            "default: one worker on --device",
+        )  # fmt: skip
         sub.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     check = actions.add_parser("check", help="check task files and print their call strings")
     check.add_argument("files", nargs="+", metavar="FILE", type=Path)
@@ -783,6 +804,7 @@ def main(args: argparse.Namespace) -> int:
         compile=args.compile,
         kernels=args.kernels,
         device=args.device,
+        devices=args.devices,
         threads=args.threads,
     )
     if args.tasks_command == "watch":

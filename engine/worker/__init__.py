@@ -3,7 +3,9 @@
 - jobs.py: the plain data that travels — Job, the events, Health — and `Worker`, what every
   kind of worker offers;
 - painter.py: what runs on a device — models kept resident, a job painted as events;
-- process.py: a local worker process per device and its asyncio handle (`WorkerHandle`).
+- process.py: a local worker process per device and its asyncio handle (`WorkerHandle`);
+- pool.py: several workers behind the one interface the bot's scheduler talks to: one line
+  of jobs, each to whichever worker is free (`local_pool`: a process per device).
 
 Nothing here imports torch at the top: the bot imports this package without paying for it.
 """

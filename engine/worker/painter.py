@@ -9,12 +9,13 @@ the bot. torch and the model code are imported inside, so importing this module 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import io
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -151,6 +152,24 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def input_paths(request: Request) -> list[str]:
+    """The image files a request reads: its init image and image prompts."""
+    paths = [prompt.text for prompt in request.image_prompts]
+    return [request.init_image, *paths] if request.init_image else paths
+
+
+def with_paths(request: Request, paths: Mapping[str, str]) -> Request:
+    """The request with its image files renamed by `paths` (others kept)."""
+    if not paths:
+        return request
+    return request.replace(
+        init_image=request.init_image and paths.get(request.init_image, request.init_image),
+        image_prompts=tuple(
+            dataclasses.replace(p, text=paths.get(p.text, p.text)) for p in request.image_prompts
+        ),
+    )
+
+
 def _preview_png(image: torch.Tensor) -> bytes:
     from engine.outputs import to_pil
 
@@ -186,18 +205,25 @@ class Painter:
             log.warning("could not preload %s + %s: %s", vqgan, clip, error)
         return Models(self.models.names())
 
-    def paint(self, job: Job, cancelled: Callable[[], bool]) -> Iterator[Item]:
+    def paint(
+        self,
+        job: Job,
+        cancelled: Callable[[], bool],
+        inputs: Mapping[str, str] | None = None,
+    ) -> Iterator[Item]:
         """Paint one job; always ends with exactly one of Painted, Failed, Cancelled.
 
         `cancelled()` is asked between iterations. After a CUDA error the Failed item
         ("crash") is followed by DeviceBroken: the device is unusable until a fresh process.
+        `inputs` maps the request's image paths to copies on this machine (a Ray actor on
+        another machine); the picture's recipe keeps the paths as the request gave them.
         """
         if cancelled():
             yield Cancelled(job.job_id)
             return
         yield Started(job.job_id, time.time())
         try:
-            outcome = yield from self._paint(job, cancelled)
+            outcome = yield from self._paint(job, cancelled, inputs or {})
         except Exception as error:
             log.exception("job %s failed", job.job_id)
             if is_device_failure(error):
@@ -217,7 +243,7 @@ class Painter:
         log.info("job %s: %s", job.job_id, type(outcome).__name__.lower())
 
     def _paint(
-        self, job: Job, cancelled: Callable[[], bool]
+        self, job: Job, cancelled: Callable[[], bool], inputs: Mapping[str, str]
     ) -> Generator[Item, None, Painted | Failed | Cancelled]:
         from engine import registry
         from engine.images import ImageError
@@ -227,7 +253,7 @@ class Painter:
 
         picked = time.perf_counter()
         try:
-            request = Request.from_json(job.request_json)
+            request = with_paths(Request.from_json(job.request_json), inputs)
             for note in request.check_inputs():
                 log.warning("job %s: %s", job.job_id, note)
         except (ValueError, TypeError) as error:
@@ -264,10 +290,11 @@ class Painter:
             for event in steps:
                 if isinstance(event, Finished):
                     assert event.request.seed is not None
+                    done = with_paths(event.request, {v: k for k, v in inputs.items()})
                     return Painted(
                         job.job_id,
-                        png_bytes(event.image, event.request, str(self.device)),
-                        event.request.recipe().to_call_string(),
+                        png_bytes(event.image, done, str(self.device)),
+                        done.recipe().to_call_string(),
                         event.request.seed,
                         load_s=loaded - picked,
                         first_step_s=first_step_s,

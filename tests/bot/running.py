@@ -17,7 +17,7 @@ from bot.fakediscord import Channel, FakeDiscord, Message, User
 from bot.fakediscord.interactions import Interaction
 from bot.settings import Settings
 from bot.store import Store
-from engine.worker import WorkerHandle
+from engine.worker.pool import Pool, local_pool
 
 T = TypeVar("T")
 
@@ -44,20 +44,21 @@ def tiny_settings(tmp_path: Path, **changes: Any) -> Settings:
     return settings.replace(**changes)
 
 
-def tiny_worker() -> WorkerHandle:
-    return WorkerHandle("cpu", threads=1, progress_interval=0.1, preload=("tiny", "tiny"))
+def tiny_pool(workers: int = 1) -> Pool:
+    """`workers` CPU worker processes with the tiny models loaded."""
+    return local_pool(["cpu"] * workers, threads=1, progress_interval=0.1, preload=("tiny", "tiny"))
 
 
 @contextlib.asynccontextmanager
 async def running_bot(
     fake: FakeDiscord, settings: Settings, *, wait_for_worker: bool = True,
-    worker: WorkerHandle | None = None,
+    pool: Pool | None = None,
 ) -> AsyncIterator[DoorwaysBot]:  # fmt: skip
     """A DoorwaysBot connected to `fake` (discord.py must already point at it), with its own
-    store and worker (tiny_worker() unless given); closed (worker stopped, store closed) on
-    exit."""
+    store and workers (tiny_pool(), one per engine.devices entry, unless given); closed
+    (workers stopped, store closed) on exit."""
     store = await Store.open(settings.database)
-    bot = DoorwaysBot(settings, store, worker or tiny_worker())
+    bot = DoorwaysBot(settings, store, pool or tiny_pool(max(1, len(settings.devices))))
     ready = asyncio.Event()
 
     async def on_ready() -> None:

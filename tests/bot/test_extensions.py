@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.bot import DoorwaysBot, walk_extensions
 from bot.settings import Settings
 from bot.store import Store
-from engine.worker import WorkerHandle
+from engine.worker.pool import local_pool
 
 
 def test_extensions_are_found_and_private_modules_skipped() -> None:
@@ -73,7 +73,7 @@ async def test_a_broken_extension_is_logged_not_fatal(
     (package / "_helper.py").write_text("raise RuntimeError('must not be imported')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     store = await Store.open(tmp_path / "jobs.sqlite3")
-    bot = DoorwaysBot(Settings(), store, WorkerHandle("cpu"), extensions="someexts")
+    bot = DoorwaysBot(Settings(), store, local_pool(["cpu"]), extensions="someexts")
     await bot.load_extensions()
     assert list(bot.extensions) == ["someexts.good"]
     assert list(bot.failed_extensions) == ["someexts.bad"]

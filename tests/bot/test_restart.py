@@ -31,7 +31,7 @@ async def test_restart_resumes_the_interrupted_job_and_runs_the_queue(tmp_path: 
                 status = long.original
                 assert status is not None
                 await fake.wait_until(lambda: "█" in status.content or None, timeout=60)
-                assert bot.scheduler.running_job_id == job_id_of(status)
+                assert bot.scheduler.running_job_ids == (job_id_of(status),)
             await fake.wait_for_bot(connected=False)
 
             store = await Store.open(settings.database)

@@ -1,12 +1,13 @@
-"""The scheduler against a real SQLite store and a scripted stand-in for the worker: fair
-dispatch one at a time, crash retry once, start-up recovery, stop, cancel, estimates."""
+"""The scheduler against a real SQLite store and a scripted stand-in for the pool of
+workers: fair dispatch one job per free worker, crash retry once, start-up recovery, stop,
+cancel, estimates."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,33 @@ from engine import worker as engine_worker
 from engine.prompts import Prompt
 from engine.request import Request
 from engine.tasks import FolderRun, RunSettings
-from engine.worker import Cancelled, Done, Event, Failed, Health, Progress, Started
+from engine.worker import TERMINAL, Cancelled, Done, Event, Failed, Health, Progress, Started
 
 
 class FakeWorker:
-    """Records submissions; the test plays the worker's events."""
+    """A pool of `workers` that records submissions; the test plays the workers' events."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         self.submitted: asyncio.Queue[engine_worker.Job] = asyncio.Queue()
         self.events_queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self.cancelled: list[str] = []
+        self.painting: set[str] = set()
         self.started = self.stopped = False
 
     async def start(self) -> None:
         self.started = True
 
+    @property
+    def free(self) -> int:
+        return self.workers - len(self.painting)
+
+    def on_free(self, callback: Callable[[], None]) -> None:
+        pass
+
     def submit(self, job: engine_worker.Job) -> None:
+        assert self.free > 0, "the scheduler handed a job over while no worker was free"
+        self.painting.add(job.job_id)
         self.submitted.put_nowait(job)
 
     def cancel(self, job_id: str) -> bool:
@@ -44,8 +56,8 @@ class FakeWorker:
         while (event := await self.events_queue.get()) is not None:
             yield event
 
-    def health(self) -> Health:
-        return Health(True, 1, "cpu", None, None, (), 0, 0)
+    def health(self) -> tuple[Health, ...]:
+        return (Health(True, 1, "cpu", None, None, (), 0, 0),) * self.workers
 
     async def stop(
         self, timeout: float = 10.0, *, finish_current: bool = False
@@ -55,6 +67,8 @@ class FakeWorker:
         return []
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, TERMINAL):
+            self.painting.discard(event.job_id)
         self.events_queue.put_nowait(event)
 
     async def next(self) -> int:
@@ -367,7 +381,7 @@ async def test_a_batch_takes_turns_as_one_more_owner(
     assert pictures(tmp_path) == [f"nightly:a.txt#{n}" for n in range(1, 5)]
     assert batch.close().finished == ["a.txt"]  # every picture recorded: a.txt.done
     assert all(("started", job.id) in reporter.calls for job in (*a, b))  # people's as ever
-    assert batch.idle and scheduler.batch_job_id is None
+    assert batch.idle and scheduler.batch_job_ids == ()
 
 
 async def test_a_batch_alone_runs_through_and_a_crash_is_handed_out_again(
@@ -392,7 +406,7 @@ async def test_a_batch_alone_runs_through_and_a_crash_is_handed_out_again(
     assert pictures(tmp_path) == ["nightly:a.txt#1~2", "nightly:a.txt#2", "nightly:a.txt#3"]
     summary = batch.close()
     assert summary.finished == ["a.txt"] and not summary.failed
-    assert scheduler.batch_job_id is None
+    assert scheduler.batch_job_ids == ()
 
 
 async def test_a_batch_picture_that_crashes_twice_fails_and_the_run_goes_on(
@@ -439,3 +453,54 @@ async def test_cancelling_a_batch_cancels_its_picture(
     scheduler.wake()
     assert await worker.next() == person.id
     batch.close()
+
+
+async def test_estimate_counts_the_workers(store: Store, tmp_path: Path) -> None:
+    """Two workers: a waiting job starts when the first of them frees up, and the jobs
+    before it fill the workers in line order."""
+    worker, reporter = FakeWorker(workers=2), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path, seconds_per_iteration=0.5)
+    await scheduler.pause()
+    first = await store.add(new_job(owner=1, iterations=100))
+    second = await store.add(new_job(owner=2, iterations=100))
+    await scheduler.start()
+    await scheduler.resume()
+    handed = {await worker.next(), await worker.next()}
+    assert handed == {first.id, second.id}  # both at once, one per worker
+    worker.emit(Progress(str(first.id), 50, 100, {}, it_per_s=2.0, eta_s=25.0))
+    worker.emit(Progress(str(second.id), 80, 100, {}, it_per_s=2.0, eta_s=10.0))
+    await asyncio.sleep(0.05)
+    third = await store.add(new_job(owner=3, iterations=20))
+    fourth = await store.add(new_job(owner=4, iterations=20))
+    for job, expected in ((third, 10.0 + 10.0), (fourth, 20.0 + 10.0)):
+        waiting = await store.waiting(job.id)
+        assert waiting is not None
+        assert scheduler.estimate(job, waiting) == pytest.approx(expected)
+    await scheduler.stop(timeout=1)
+
+
+async def test_a_batch_uses_every_free_worker(store: Store, tmp_path: Path) -> None:
+    """Two workers and nobody waiting: the batch's first two pictures paint at once; a
+    person's job queued meanwhile takes the next free worker before the batch's third."""
+    worker, reporter = FakeWorker(workers=2), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path)
+    await scheduler.start()
+    batch = folder_run(tmp_path, 3)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    first = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    second = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert (first.job_id, second.job_id) == ("nightly:a.txt#1", "nightly:a.txt#2")
+    assert set(scheduler.batch_job_ids) == {first.job_id, second.job_id}
+    person = await store.add(new_job(owner=1))
+    scheduler.wake()
+    worker.emit(painted(first))
+    assert await worker.next() == person.id
+    worker.done(person.id)
+    worker.emit(painted(second))
+    third = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert third.job_id == "nightly:a.txt#3"
+    worker.emit(painted(third))
+    await asyncio.wait_for(running, 5.0)
+    assert batch.idle and scheduler.batch_job_ids == ()
+    assert batch.close().finished == ["a.txt"]
+    await scheduler.stop(timeout=1)

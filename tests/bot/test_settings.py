@@ -88,6 +88,9 @@ max_pending = 5
         ("[limits.roles.Patron]\nunlimited = true", "limits.roles.Patron: unknown limit(s)"),
         ("[discord]\napi_base = 'discord.com'", "discord.api_base: must start with http://"),
         ("[engine]\ndevice = 'tpu'", "engine.device: must be auto, cpu, cuda or cuda:N"),
+        ("[engine]\ndevices = ['cuda:0', 'gpu']", "engine.devices: 'gpu' is not a device"),
+        ("[engine]\ndevices = 'any'", "engine.devices: 'any' is not a device"),
+        ("[engine]\ndevices = 2", 'engine.devices: expected a list of devices, or "all"'),
         ("[engine]\npreload = 1", "engine.preload: expected true or false"),
         ("[progress]\nedit_interval = 0", "progress.edit_interval: must be a positive number"),
         ("[discord\n", "is not valid TOML"),
@@ -97,6 +100,15 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> Non
     with pytest.raises(SettingsError) as caught:
         load_settings(write(tmp_path, text), {})
     assert message in str(caught.value)
+
+
+def test_devices_from_the_file_and_the_flag(tmp_path: Path) -> None:
+    """engine.devices: a list (a device may repeat), "all", or --devices a,b."""
+    listed = load_settings(write(tmp_path, '[engine]\ndevices = ["cuda:0", "cuda:1"]'), {})
+    assert listed.devices == ("cuda:0", "cuda:1")
+    assert load_settings(write(tmp_path, '[engine]\ndevices = "all"'), {}).devices == ("all",)
+    flagged = load_settings(None, {}, {"devices": "cpu, cpu"})
+    assert flagged.devices == ("cpu", "cpu") and Settings().devices == ()
 
 
 def test_environment_values_are_checked_too() -> None:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,10 @@ def test_precision_and_compile_options_reach_the_requests(
     assert (plain.precision, plain.compile) == ("auto", "off")
     assert cli.main(["tasks", "run", str(tmp_path), "--precision", "fp64"]) == 2
     assert "invalid choice: 'fp64'" in capsys.readouterr().err
+    assert cli.main(["tasks", "run", str(tmp_path), "--devices", "cuda:0,cuda:1"]) == 0
+    assert given.pop().devices == ("cuda:0", "cuda:1")
+    assert cli.main(["tasks", "run", str(tmp_path), "--devices", "cuda:0,gpu"]) == 2
+    assert "'gpu' is not a device" in capsys.readouterr().err
 
 
 # --- real runs ------------------------------------------------------------------------------
@@ -485,3 +490,16 @@ async def test_a_killed_run_is_finished_by_the_next(worker: WorkerHandle, tmp_pa
     assert summary.finished == ["a.txt"] and (tasks / "a.txt.done").exists()
     assert not progress_path(tasks / "a.txt").exists()
     assert not [p for p in output.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_on_two_workers(tmp_path: Path) -> None:
+    """--devices cpu,cpu: the run starts a pool of two worker processes, paints every
+    picture (on both at once) and stops them."""
+    tasks, output = tmp_path / "tasks", tmp_path / "out" / "output"
+    tasks.mkdir()
+    (tasks / "a.txt").write_text(task_text("door", each=[4]))
+    settings = replace(settings_for(tmp_path), devices=("cpu", "cpu"), threads=1)
+    summary = await run_folder(tasks, settings)
+    assert made(output, "door") == [f"door_{n}.png" for n in range(1, 5)]
+    assert summary.finished == ["a.txt"] and not summary.failed

@@ -25,6 +25,7 @@ from engine.request import MAX_SIDE
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
     from bot.scheduler import Scheduler
+    from engine.worker import Health
 
 log = logging.getLogger(__name__)
 
@@ -178,21 +179,27 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
             raise JobNotFound(f"Job #{job} has already finished ({found.status}).")
         await self._say(interaction, f"Cancelled job #{job} (<@{found.owner_id}>'s).")
 
-    @app_commands.command(description="The painter's health, device, models and queue")
+    @app_commands.command(description="The painters' health, devices, models and queue")
     async def status(self, interaction: discord.Interaction) -> None:
         scheduler, store = self.bot.scheduler, self.bot.store
-        health = scheduler.worker.health()
+        workers = scheduler.pool.health()
         queued = await store.jobs(["queued"])
         today = await store.count_since(day_start(store.clock()))
-        if health.alive:
-            worker = f"running (pid {health.pid}, {health.restarts} restarts)"
+        paused = " · **paused**" if scheduler.paused else ""
+        if len(workers) == 1:
+            head = f"**Painter:** {worker_text(workers[0], scheduler.worker_error)}{paused}"
         else:
-            worker = f"not running{': ' + scheduler.worker_error if scheduler.worker_error else ''}"
-        models = ", ".join(health.models) or "none loaded"
-        lines = [
-            f"**Painter:** {worker}{' · **paused**' if scheduler.paused else ''}",
-            f"**Device:** {health.device or '—'} · **Models:** {models}",
-            *([f"⚠️ {health.gpu_warning}"] if health.gpu_warning else []),
+            alive = sum(health.alive for health in workers)
+            head = f"**Painters:** {alive} of {len(workers)} running{paused}"
+        lines = [head]
+        for health in workers:
+            models = ", ".join(health.models) or "none loaded"
+            state = "" if len(workers) == 1 else f" · {worker_text(health, None)}"
+            doing = "" if len(workers) == 1 else f" · {job_text(health.job_id)}"
+            lines.append(f"**Device:** {health.device or '—'}{state}{doing} · **Models:** {models}")
+            if health.gpu_warning:
+                lines.append(f"⚠️ {health.gpu_warning}")
+        lines += [
             f"**Queue:** {len(queued)} waiting, {painting_text(scheduler)}",
             "**Today:** "
             + (", ".join(f"{n} {status}" for status, n in sorted(today.items())) or "no jobs"),
@@ -200,10 +207,25 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
 
+def worker_text(health: Health, error: str | None) -> str:
+    """`running (pid 12, 0 restarts)`, or why not."""
+    if health.alive:
+        return f"running (pid {health.pid}, {health.restarts} restarts)"
+    why = health.error or error
+    return f"not running{': ' + why if why else ''}"
+
+
+def job_text(job_id: str | None) -> str:
+    """What one worker paints: `job #12`, a task folder picture, or nothing."""
+    if job_id is None:
+        return "idle"
+    if job_id.isdigit():
+        return f"painting job #{job_id}"
+    return f"painting task folder picture `{job_id}`"  # `nightly:alice/task_x.txt#2`
+
+
 def painting_text(scheduler: Scheduler) -> str:
-    """What the worker paints now: a person's job, a task folder's picture, or nothing."""
-    if scheduler.running_job_id is not None:
-        return f"job #{scheduler.running_job_id} painting"
-    if scheduler.batch_job_id is not None:  # `nightly:alice/task_x.txt#2`
-        return f"task folder picture `{scheduler.batch_job_id}` painting"
-    return "nothing painting"
+    """What the workers paint now: people's jobs, a task folder's pictures, or nothing."""
+    painting = [f"job #{job_id}" for job_id in scheduler.running_job_ids]
+    painting += [f"task folder picture `{job_id}`" for job_id in scheduler.batch_job_ids]
+    return " and ".join(painting) + " painting" if painting else "nothing painting"

@@ -99,10 +99,12 @@ def status_text(runner: FolderRunner) -> str:
         lines.append(f"**Schedule:** every day at {runner.at:%H:%M}{upcoming}")
     run = runner.current
     if run is not None:
-        painting = runner.scheduler.batch_job_id
+        painting = ", ".join(
+            f"`{p.removeprefix('nightly:')}`" for p in runner.scheduler.batch_job_ids
+        )
         lines.append(
             f"**Running:** {len(run.summary.made)} of {run.total} picture(s) made"
-            + (f", painting `{painting.removeprefix('nightly:')}`" if painting else "")
+            + (f", painting {painting}" if painting else "")
         )
     last = runner.last
     if last is not None:

@@ -44,7 +44,9 @@ class Queue(commands.Cog):
                 mine.append((job, waiting))
                 estimate[job.id] = scheduler.estimate(job, waiting)
         mine.sort(key=lambda pair: pair[1].position)
-        text = _texts.queue_text(mine, running, queued, estimate, scheduler.paused)
+        text = _texts.queue_text(
+            mine, running, queued, estimate, scheduler.paused, scheduler.pool.health()
+        )
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(description="How many pictures you have left today, and when it resets")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot import messages
 from bot.quota import DAY, Limits, day_start
 from bot.store import Job, Waiting
+from engine.worker import Health
 
 HISTORY = 10  # results /history lists
 
@@ -27,13 +28,16 @@ def queue_text(
     queued: list[Job],
     estimate: dict[int, float],
     paused: bool,
+    workers: tuple[Health, ...] = (),
 ) -> str:
-    """Your jobs and their places; totals for everyone."""
+    """Your jobs and their places; totals for everyone; the painters when there are several."""
     people = len({job.owner_id for job in (*running, *queued)})
     lines = [
         f"**The queue:** {len(running)} painting, {len(queued)} waiting"
         + (f" ({people} {'person' if people == 1 else 'people'})." if people else ".")
     ]
+    if len(workers) > 1:
+        lines.append(f"**{len(workers)} painters:** " + ", ".join(map(painter_text, workers)))
     if paused:
         lines.append("-# Painting is paused by an admin: nothing new starts until it resumes.")
     if not mine:
@@ -43,6 +47,18 @@ def queue_text(
         wait = messages.format_duration(estimate.get(job.id, 0.0))
         lines.append(f"**#{job.id}** · {where}, ready in {wait} · {short_prompt(job)}")
     return "\n".join(lines)[: messages.MESSAGE_LIMIT]
+
+
+def painter_text(health: Health) -> str:
+    """`cuda:0 (job #12)`, `cuda:1 (idle)`, `cpu (restarting, 1 restart)`."""
+    if not health.alive:
+        doing = "not running" if health.error else "restarting"
+    elif health.job_id is None:
+        doing = "idle"
+    else:
+        doing = f"job #{health.job_id}" if health.job_id.isdigit() else "a task folder picture"
+    restarts = f", {health.restarts} restart{'s' if health.restarts != 1 else ''}"
+    return f"{health.device or 'starting'} ({doing}{restarts if health.restarts else ''})"
 
 
 def quota_text(limits: Limits, used_today: int, pending: int, now: float) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from bot.fakediscord import FakeDiscord, Permission, point_discord_py_at
 from engine.worker import WorkerHandle
+from engine.worker.pool import Pool
 from tests.bot.running import running_bot, tiny_settings
 from tests.fake_nvidia import fake_nvidia_smi
 
@@ -21,13 +22,13 @@ async def test_admin_status_shows_the_unused_gpu(
 ) -> None:
     fake_nvidia_smi(tmp_path / "bin", monkeypatch)  # the worker process inherits PATH …
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # … and this (hides a real GPU, if any)
-    worker = WorkerHandle("auto", threads=1, preload=("tiny", "tiny"))
+    pool = Pool([WorkerHandle("auto", threads=1, preload=("tiny", "tiny"))])
     async with FakeDiscord() as fake:
         restore = point_discord_py_at(fake.base_url)
         admin = fake.create_user("ada", roles=[fake.create_role("A", int(Permission.MANAGE_GUILD))])
         try:
-            async with running_bot(fake, tiny_settings(tmp_path), worker=worker) as bot:
-                health = bot.scheduler.worker.health()
+            async with running_bot(fake, tiny_settings(tmp_path), pool=pool) as bot:
+                [health] = bot.scheduler.pool.health()
                 assert health.device == "cpu" and health.gpu_warning is not None
                 assert "CUDA_VISIBLE_DEVICES='' hides it" in health.gpu_warning
                 handle = await fake.slash(admin, fake.channel, "admin", {}, subcommand="status")

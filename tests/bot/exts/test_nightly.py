@@ -29,7 +29,7 @@ from bot.fakediscord import FakeDiscord, Permission, User
 from engine.config import TasksConfig
 from engine.request import Request
 from engine.tasks import FolderRun, progress_path
-from engine.worker import Job
+from engine.worker import Health, Job
 from tests.bot.running import command, result_of, running_bot, tiny_settings
 
 pytestmark = pytest.mark.timeout(240)
@@ -125,13 +125,13 @@ async def test_the_schedule_runs_the_folder_between_peoples_jobs(
         runner = runner_of(bot)
         assert runner.next_at == dt.datetime(2026, 3, 1, 23, 0) and runner.current is None
         handed: list[str] = []
-        submit = bot.scheduler.worker.submit
+        submit = bot.scheduler.pool.submit
 
         def record(job: Job) -> None:
             handed.append(job.job_id)
             submit(job)
 
-        bot.scheduler.worker.submit = record  # type: ignore[method-assign]
+        bot.scheduler.pool.submit = record  # type: ignore[method-assign]
         await bot.scheduler.pause()
         person = fake.create_user("ada")
         handles = [
@@ -150,7 +150,7 @@ async def test_the_schedule_runs_the_folder_between_peoples_jobs(
             people[0], "nightly:a.txt#1", people[1], "nightly:a.txt#2", "nightly:a.txt#3",
             "nightly:alice/task_b.txt#1",
         ]  # fmt: skip
-        assert bot.scheduler.worker.health().restarts == 0  # one worker did it all
+        assert [h.restarts for h in bot.scheduler.pool.health()] == [0]  # one worker did it all
         assert runner.next_at == dt.datetime(2026, 3, 2, 23, 0)
         status = await say(fake, admin(fake), "status")
 
@@ -231,22 +231,25 @@ async def test_admin_status_shows_the_task_folder_picture_painting(
     async with running_bot(fake, tiny_settings(tmp_path, tasks=config)) as bot:
         assert ", nothing painting" in await say(fake, mod, "status", group="admin")
         assert "runs now" in await say(fake, mod, "run")
-        await until(lambda: bot.scheduler.batch_job_id, timeout=30)
+        await until(lambda: bot.scheduler.batch_job_ids or None, timeout=30)
         status = await say(fake, mod, "status", group="admin")
         assert "**Queue:** 0 waiting, task folder picture `nightly:a.txt#1` painting" in status
         assert "nothing painting" not in status
 
-        worker = bot.scheduler.worker
-        await until(lambda: worker.health().job_since, timeout=30)  # painting, not queued
-        pid = worker.health().pid
+        def health() -> Health:
+            [only] = bot.scheduler.pool.health()  # one worker
+            return only
+
+        await until(lambda: health().job_since, timeout=30)  # painting, not queued
+        pid = health().pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        await until(lambda: worker.health().job_id == "nightly:a.txt#1~2" or None, timeout=30)
-        assert worker.health().restarts == 1 and worker.health().pid != pid
+        await until(lambda: health().job_id == "nightly:a.txt#1~2" or None, timeout=30)
+        assert health().restarts == 1 and health().pid != pid
         status = await say(fake, mod, "status", group="admin")
         assert "task folder picture `nightly:a.txt#1~2` painting" in status
         await runner_of(bot).stop()  # cancels the picture; the next run goes on with it
-        await until(lambda: None if bot.scheduler.batch_job_id else True, timeout=30)
+        await until(lambda: None if bot.scheduler.batch_job_ids else True, timeout=30)
         assert ", nothing painting" in await say(fake, mod, "status", group="admin")
 
 

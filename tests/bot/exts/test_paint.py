@@ -351,7 +351,8 @@ async def test_worker_killed_mid_job_retries_it_once(world: World) -> None:
     status = handle.original
     assert status is not None
     await fake.wait_until(lambda: "█" in status.content or None, timeout=60)
-    pid = bot.scheduler.worker.health().pid
+    [health] = bot.scheduler.pool.health()
+    pid = health.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     await fake.wait_until(lambda: CRASH_NOTE in status.content or None, timeout=10)
@@ -359,7 +360,7 @@ async def test_worker_killed_mid_job_retries_it_once(world: World) -> None:
     assert CRASH_NOTE in result.content and png_size(result) == (64, 64)
     job = await bot.store.get(job_id_of(status))
     assert job is not None and job.status == "done" and job.attempts == 2
-    assert bot.scheduler.worker.health().pid != pid
+    assert bot.scheduler.pool.health()[0].pid != pid
 
 
 # Load -----------------------------------------------------------------------------------------

@@ -249,7 +249,7 @@ async def test_cancel_button_stops_the_running_job_and_refuses_others(world: Wor
     assert (await world.job(job_id)).status == "cancelled"
 
     async def freed() -> bool | None:
-        return True if world.bot.scheduler.running_job_id is None else None
+        return True if not world.bot.scheduler.running_job_ids else None
 
     await eventually(freed)
 
