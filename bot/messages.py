@@ -80,11 +80,20 @@ def requeued_text(job: Job) -> str:
     return _with_notes([headline(job), "Waiting to be painted again…"], job)
 
 
-def finished_status_text(job: Job) -> str:
-    """The status message's last state: where the outcome went."""
+# Where a finished job's outcome went, as the status message tells it.
+WENT = {
+    "channel": "the painting is posted below.",
+    "dm": "I could not post it here, so it went to its requester by DM.",
+    "retry": "posting it failed; the bot tries again when it restarts.",
+    None: "I could not post it here or send it by DM; `/params {id}` has its parameters.",
+}
+
+
+def finished_status_text(job: Job, went: str | None = "channel") -> str:
+    """The status message's last state: where the outcome went (a key of WENT)."""
     if job.status == "done":
         took = f" in {format_elapsed(job.total_s)}" if job.total_s is not None else ""
-        line = f"Done{took}: the painting is posted below."
+        line = f"Done{took}: " + WENT[went].format(id=job.id)
     elif job.status == "failed":
         line = f"Failed: {job.error or 'unknown error'}"
     else:

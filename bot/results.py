@@ -67,11 +67,12 @@ class DiscordReporter:
         self.publisher.show(job.id, messages.requeued_text(job))
 
     async def deliver(self, job: Job) -> None:
-        """Final status edit, then the outcome as a reply mentioning the owner; where the
-        channel refuses it (the bot lost a permission or the channel is gone), by DM."""
-        await self.publisher.finish(job.id, messages.finished_status_text(job))
+        """The outcome as a reply mentioning the owner — or, where the channel refuses it
+        (the bot lost a permission, or the channel is gone), by DM — then the status
+        message's last edit, saying where it went."""
         refused = self._refused.pop(job.id, None)  # an edit was refused: so would the post be
         if job.status == "cancelled":
+            await self._finish(job)
             await self.store.mark_delivered(job.id, None)
             return
         if refused is None:
@@ -82,15 +83,22 @@ class DiscordReporter:
             except discord.HTTPException as error:
                 log.error("posting job %s failed (%s); tried again at the next start", job.id,
                           error)  # fmt: skip
+                await self._finish(job, "retry")
                 return
             else:
+                # Recorded at once: a reaction or a click on the result looks the job up by it.
                 await self.store.mark_delivered(job.id, message.id)
                 log.info("job %s %s: posted as message %s", job.id, job.status, message.id)
+                await self._finish(job, "channel")
                 settings = await rules.get_user_settings(self.store, job.owner_id)
                 if job.status == "done" and settings.dm:
                     await self.send_dm(job, job.owner_id, link=message.jump_url)
                 return
-        await self._deliver_by_dm(job, refused)
+        await self._finish(job, await self._deliver_by_dm(job, refused))
+
+    async def _finish(self, job: Job, went: str | None = "channel") -> None:
+        """The status message's last edit (skipped if an edit was refused before)."""
+        await self.publisher.finish(job.id, messages.finished_status_text(job, went))
 
     async def send_dm(self, job: Job, user_id: int, *, link: str | None = None) -> bool:
         """Send `user_id` the job's PNG and its parameters by DM (✉️, and /settings dm);
@@ -101,10 +109,10 @@ class DiscordReporter:
             log.info("cannot DM job %s to %s: %s", job.id, user_id, error)
         return error is None
 
-    async def _deliver_by_dm(self, job: Job, refused: discord.HTTPException) -> None:
+    async def _deliver_by_dm(self, job: Job, refused: discord.HTTPException) -> str | None:
         """The channel refused the outcome: send it to the requester by DM with one line
         saying why; if the DM is refused too, the job stays findable (/history, /params, the
-        file on disk) and the log says so once."""
+        file on disk) and the log says so once. Returns where it went: "dm" or None."""
         channel = f"<#{job.channel_id}>"
         why = channel_refusal(refused, permissions.missing_in_cache(self.client, job.channel_id))
         intro = f"Job **#{job.id}** (seed {job.seed}), which you asked for in {channel}."
@@ -114,7 +122,7 @@ class DiscordReporter:
             await self.store.mark_delivered(job.id, None, to="dm")
             log.info("job %s %s: channel %s refused it (%s); sent to %s by DM", job.id,
                      job.status, job.channel_id, refused, job.owner_id)  # fmt: skip
-            return
+            return "dm"
         await self.store.mark_delivered(job.id, None, to=None)
         log.warning(
             "job %s %s: not delivered: channel %s refused it (%s) and so did the DM to %s (%s);"
@@ -122,6 +130,7 @@ class DiscordReporter:
             job.id, job.status, job.channel_id, refused, job.owner_id, error, job.id,
             job.output_path,
         )  # fmt: skip
+        return None
 
     async def _dm(
         self, job: Job, user_id: int, intro: str, *, note: str | None = None
