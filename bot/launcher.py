@@ -20,6 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.permissions import (
+    NEEDED,
+    SCOPES,
+    application_id_from_token,
+    invite_url,
+    needed_permissions,
+)
 from bot.settings import CONFIG_ENV, Settings, SettingsError, describe_settings, load_settings
 
 if TYPE_CHECKING:
@@ -29,19 +36,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("doorways.bot")
 
-PERMISSIONS = 116800  # Send Messages, Attach Files, Embed Links, Add Reactions, Read History
-SCOPES = "bot applications.commands"
-
 
 class StartupError(Exception):
     """The bot cannot start; the message says why in one line."""
 
 
-def invite_url(application_id: int | str = "APPLICATION_ID") -> str:
-    return (
-        f"https://discord.com/oauth2/authorize?client_id={application_id}"
-        f"&scope={SCOPES.replace(' ', '+')}&permissions={PERMISSIONS}"
-    )
+def permissions_help() -> str:
+    """The invite's permissions, one line each with why the bot needs it."""
+    return "\n".join(f"  {need.label}: {need.why}" for need in NEEDED)
 
 
 def settings_help() -> str:
@@ -66,8 +68,10 @@ environment:
 
 {{settings}}
 
-invite the bot with the scopes `{SCOPES}` and the permissions Send Messages, Attach
-Files, Embed Links, Add Reactions and Read Message History ({PERMISSIONS}):
+invite the bot with `doorways-bot --invite` (the link, with your application id read from
+the token), or with the scopes `{" ".join(SCOPES)}` and these permissions
+({needed_permissions()}):
+{permissions_help()}
   {invite_url()}
 """
 
@@ -132,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(status 1 if any check fails)",
     )
     parser.add_argument(
+        "--invite",
+        action="store_true",
+        help="print the link that adds the bot to a server, with the permissions it needs "
+        "(the application id is read from the token; nothing is sent anywhere), and exit",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -168,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"doorways-bot: {error}", file=sys.stderr)
         return 2
+    if args.invite:
+        return print_invite(settings)
     if args.check:
         from bot.check import run_checks
 
@@ -192,6 +204,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def print_invite(settings: Settings) -> int:
+    """`--invite`: the link for this token's application, then what each permission is for."""
+    if not settings.token:
+        print(
+            "doorways-bot: --invite reads the application id from the bot token: set "
+            "DISCORD_TOKEN (or discord.token). The link, with the id from the Developer "
+            f"Portal's General Information page:\n  {invite_url()}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        application_id = application_id_from_token(settings.token)
+    except ValueError as error:
+        print(f"doorways-bot: DISCORD_TOKEN: {error}", file=sys.stderr)
+        return 2
+    print(invite_url(application_id))
+    print(f"\npermissions ({needed_permissions()}):\n{permissions_help()}")
     return 0
 
 

@@ -1,10 +1,13 @@
-"""The Discord permissions the bot needs in a channel, in one place, and how to say which
-are missing. Plain bits (Discord's, as in https://discord.com/developers/docs/topics/
-permissions); discord.py objects are only read, never imported here.
+"""The Discord permissions the bot needs in a channel, in one place: what the invite link
+asks for (`doorways-bot --invite`), and how to say which are missing. Plain bits (Discord's,
+as in https://discord.com/developers/docs/topics/permissions); discord.py objects are only
+read, never imported here.
 
 What the bot does in a channel: it answers commands there (interaction responses need no
 channel permission), posts a status message and edits it with progress, replies to it with
-the PNG and its call string. Discord delivers slash commands and button clicks even where
+the PNG and its call string, and fetches a message a /params link points to; it sends no
+embeds and adds no reactions (people react; the bot only reads reaction events), so the
+invite asks for neither. Discord delivers slash commands and button clicks even where
 the bot cannot see the channel, post, attach files or read its history (a private channel, a
 thread, a #general whose overwrites deny @everyone Attach Files): a job queued there would
 be painted, charged and never shown. So before anything is queued the bot reads what Discord
@@ -15,11 +18,15 @@ and refuses, naming what is missing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import discord
+
+SCOPES = ("bot", "applications.commands")
 
 
 @dataclass(frozen=True)
@@ -113,3 +120,34 @@ def missing_in_cache(client: discord.Client, channel_id: int) -> list[str] | Non
     if guild.me is None or (is_thread(channel) and getattr(channel, "parent", None) is None):
         return None  # a thread whose parent is not cached has no permissions to compute
     return missing(channel.permissions_for(guild.me), thread=is_thread(channel))  # type: ignore[union-attr]
+
+
+def needed_permissions() -> int:
+    """Every permission in NEEDED, as the integer an invite link carries."""
+    return sum(need.bit for need in NEEDED)
+
+
+def invite_url(application_id: int | str = "APPLICATION_ID") -> str:
+    """The link that adds the bot to a server with NEEDED (a server install: integration type
+    0, which is the only one the bot's commands are registered for)."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope={'+'.join(SCOPES)}&permissions={needed_permissions()}"
+        "&integration_type=0"
+    )
+
+
+def application_id_from_token(token: str) -> int:
+    """The bot's user id, which is its application's id, from the token's first part
+    (base64 of the id). ValueError if the token does not look like a bot token."""
+    head = token.strip().split(".", 1)[0]
+    try:
+        text = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    if not text.isdigit() or not 15 <= len(text) <= 21:
+        raise ValueError(
+            "this is not a Discord bot token (its first part, before the first dot, should be "
+            "the application id in base64)"
+        )
+    return int(text)

@@ -9,7 +9,9 @@ test (or a playground UI) uses to act as people: run commands, click buttons, re
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -56,7 +58,7 @@ class FakeDiscord:
     def __init__(
         self,
         *,
-        token: str = "fake-bot-token",
+        token: str | None = None,
         bot_name: str = "Doorways",
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         response_timeout: float = 3.0,
@@ -67,13 +69,13 @@ class FakeDiscord:
     ) -> None:
         if host not in _LOOPBACK:
             raise ValueError(f"FakeDiscord only listens on loopback ({_LOOPBACK}), not {host!r}")
-        self.token = token
         self.host = host
         self.port = port
         self.world = World(bot_name=bot_name)
+        self.token = token or bot_token(self.world.bot.id)
         self.changes = ChangeFeed()
         self.gateway = Gateway(
-            self.world, self.changes, token=token, privileged_intents=privileged_intents
+            self.world, self.changes, token=self.token, privileged_intents=privileged_intents
         )
         self.effects = Effects(self.world, self.gateway, self.changes)
         self.interactions = Interactions(
@@ -91,7 +93,7 @@ class FakeDiscord:
             self.effects,
             self.interactions,
             self.traffic,
-            token=token,
+            token=self.token,
             upload_limit=upload_limit,
             application_flags=application_flags(privileged_intents),
             gateway_url=lambda: self.gateway_url,
@@ -654,6 +656,13 @@ class FakeDiscord:
         if component.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled")
         return component
+
+
+def bot_token(bot_id: int) -> str:
+    """A token shaped like Discord's: the bot's id in base64, a timestamp part, an HMAC part
+    (tools such as `doorways-bot --invite` read the application id from the first part)."""
+    head = base64.b64encode(str(bot_id).encode()).decode().rstrip("=")
+    return f"{head}.{secrets.token_urlsafe(4)}.{secrets.token_urlsafe(27)}"
 
 
 def _modal_fields(components: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

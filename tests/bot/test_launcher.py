@@ -14,8 +14,8 @@ from pathlib import Path
 
 import discord
 
-from bot.fakediscord import FakeDiscord
-from bot.launcher import PERMISSIONS, invite_url
+from bot.fakediscord import FakeDiscord, point_discord_py_at
+from bot.permissions import NEEDED, application_id_from_token, invite_url, needed_permissions
 from bot.settings import describe_settings
 
 SCRIPT = Path(sys.executable).with_name("doorways-bot")
@@ -57,17 +57,52 @@ def test_help_documents_every_key_and_variable() -> None:
     assert "bot applications.commands" in shown.stdout and invite_url() in shown.stdout
 
 
-def test_invite_permissions_are_the_five_needed() -> None:
-    """The permission integer is Send Messages, Attach Files, Embed Links, Add Reactions and
-    Read Message History."""
-    expected = discord.Permissions(
-        send_messages=True,
-        attach_files=True,
-        embed_links=True,
-        add_reactions=True,
-        read_message_history=True,
-    )
-    assert expected.value == PERMISSIONS
+def test_invite_permissions_are_what_the_bot_uses() -> None:
+    """The bits are discord.py's for each named permission: View Channel, Send Messages, Send
+    Messages in Threads, Attach Files and Read Message History — no Embed Links or Add
+    Reactions, which the bot never uses."""
+    for need in NEEDED:
+        assert discord.Permissions(**{need.flag: True}).value == need.bit, need.label
+    asked = discord.Permissions(needed_permissions())
+    assert asked.view_channel and asked.send_messages and asked.send_messages_in_threads
+    assert asked.attach_files and asked.read_message_history
+    assert not (asked.embed_links or asked.add_reactions or asked.administrator)
+
+
+async def test_invite_prints_the_link_for_the_tokens_application() -> None:
+    """`doorways-bot --invite` reads the application id from the token, without the network:
+    the id discord.py gets when it logs in with that token, and the needed permissions."""
+    async with FakeDiscord() as fake:
+        shown = await asyncio.to_thread(
+            run_script, "--invite", env={"DISCORD_TOKEN": fake.token, "DISCORD_API_BASE": ""}
+        )
+        assert shown.returncode == 0, shown.stderr
+        link = shown.stdout.splitlines()[0]
+        fields = dict(part.split("=", 1) for part in link.split("?", 1)[1].split("&"))
+        restore = point_discord_py_at(fake.base_url)
+        client = discord.Client(intents=discord.Intents.none())
+        try:
+            await client.login(fake.token)
+            assert client.application_id is not None
+            assert fields["client_id"] == str(client.application_id)
+        finally:
+            await client.close()
+            restore()
+    asked = discord.Permissions(int(fields["permissions"]))
+    assert asked.view_channel and asked.send_messages_in_threads
+    assert fields["scope"] == "bot+applications.commands" and fields["integration_type"] == "0"
+    for need in NEEDED:
+        assert f"{need.label}: {need.why}" in shown.stdout
+
+
+def test_invite_needs_a_bot_token() -> None:
+    """Without a token, or with something else, --invite says why (status 2)."""
+    missing = run_script("--invite", env={"DISCORD_TOKEN": ""})
+    assert missing.returncode == 2 and "set DISCORD_TOKEN" in missing.stderr
+    assert invite_url() in missing.stderr
+    wrong = run_script("--invite", env={"DISCORD_TOKEN": "not-a-token"})
+    assert wrong.returncode == 2 and "this is not a Discord bot token" in wrong.stderr
+    assert application_id_from_token("MTIzNDU2Nzg5MDEyMzQ1Njc4.x.y") == 123456789012345678
 
 
 def test_bad_settings_exit_2_naming_the_key(tmp_path: Path) -> None:
@@ -154,4 +189,7 @@ def test_bot_docs_document_every_key_and_variable() -> None:
         assert f"`{name}`" in section, name
     for option in ("--config", "--db", "--guild", "--vqgan", "--clip", "--device", "--devices"):
         assert f"`{option}" in section, option
-    assert "bot applications.commands" in section and str(PERMISSIONS) in section
+    assert "bot applications.commands" in section and str(needed_permissions()) in section
+    assert invite_url() in section and "doorways-bot --invite" in section
+    for need in NEEDED:
+        assert need.label in section, need.label
