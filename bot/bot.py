@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot import views
 from bot.errors import on_app_command_error
+from bot.installs import SERVER_INSTALL, SERVERS_AND_BOT_DMS, DoorwaysTree
 from bot.quota import Policy
 from bot.results import DiscordReporter
 from bot.scheduler import Pool, Scheduler
@@ -86,6 +87,9 @@ class DoorwaysBot(commands.Bot):
             intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=settings.guild_ready_timeout,
+            tree_cls=DoorwaysTree,
+            allowed_installs=SERVER_INSTALL,
+            allowed_contexts=SERVERS_AND_BOT_DMS,
         )
         self.settings = settings
         self.store = store

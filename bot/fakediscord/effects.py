@@ -373,8 +373,11 @@ class Effects:
     # Guild structure --------------------------------------------------------------------------
 
     def guild_created(self, guild: Guild) -> None:
-        data = payloads.guild_create(self.world, guild)
-        self.gateway.dispatch("GUILD_CREATE", data, intent=Intent.GUILDS)
+        if self.world.bot.id not in guild.members:  # nothing to tell the bot
+            data = payloads.guild(guild)
+        else:
+            data = payloads.guild_create(self.world, guild)
+            self.gateway.dispatch("GUILD_CREATE", data, intent=Intent.GUILDS)
         self._guild_changed(guild, "GUILD_CREATE", data)
 
     def channel_created(self, channel: Channel) -> None:

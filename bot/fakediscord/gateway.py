@@ -172,11 +172,19 @@ class Gateway:
     ) -> None:
         """Send an event to every session whose intents include ``intent`` (0: always), as that
         session may see it (see ``_as_seen_by``). Sessions without a live socket keep it in
-        their backlog for a RESUME."""
+        their backlog for a RESUME. Nothing of a guild the bot is not in is sent, except
+        interactions (a command of an app installed to the person's account)."""
+        guild_id = data.get("id") if event == "GUILD_CREATE" else data.get("guild_id")
+        if event != "INTERACTION_CREATE" and guild_id is not None and not self._bot_in(guild_id):
+            return
         for session in self._sessions.values():
             if intent and not session.intents & intent:
                 continue
             self._send_dispatch(session, event, _as_seen_by(session, event, data, content_visible))
+
+    def _bot_in(self, guild_id: int | str) -> bool:
+        guild = self.world.guilds.get(int(guild_id))
+        return guild is not None and self.world.bot.id in guild.members
 
     def _send_dispatch(self, session: Session, event: str, data: dict[str, Any]) -> None:
         session.seq += 1
@@ -265,7 +273,7 @@ class Gateway:
         flags = application_flags(self.privileged_intents)
         ready = payloads.ready(self.world, session_id=session.id, resume_url=self.url, flags=flags)
         self._send_dispatch(session, "READY", ready)
-        for guild in self.world.guilds.values():
+        for guild in self.world.bot_guilds():
             data = payloads.guild_create(self.world, guild)
             self._send_dispatch(session, "GUILD_CREATE", _as_seen_by(session, "GUILD_CREATE", data))
         log.info("bot identified (session %s, intents %d)", session.id, intents)

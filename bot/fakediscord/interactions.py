@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import errors, payloads
 from .changes import ChangeFeed, ChangeKind
@@ -32,6 +32,8 @@ from .state import (
     User,
     World,
 )
+
+Integration = Literal["guild", "user"]  # installed to a server, or to the person's account
 
 
 class InteractionType(enum.IntEnum):
@@ -232,6 +234,18 @@ class Resolved:
         return dict(self.data)
 
 
+def _owners(integration: Integration, user: User, guild: Guild | None, bot: User) -> dict[str, str]:
+    """``authorizing_integration_owners``: which installs of the app let this interaction
+    through — the server's ("0": its id, or "0" in the bot's DMs) when the server added the
+    bot, the person's ("1": their id) for a user install."""
+    owners: dict[str, str] = {}
+    if guild is None or bot.id in guild.members:
+        owners["0"] = "0" if guild is None else str(guild.id)
+    if integration == "user":
+        owners["1"] = str(user.id)
+    return owners
+
+
 def _id_of(value: Any) -> int:
     return int(getattr(value, "id", value))
 
@@ -269,8 +283,10 @@ class Interactions:
         *,
         message: Message | None = None,
         locale: str = "en-US",
+        integration: Integration = "guild",
     ) -> Interaction:
-        """Dispatch INTERACTION_CREATE for ``user`` in ``channel`` and return its record."""
+        """Dispatch INTERACTION_CREATE for ``user`` in ``channel`` and return its record;
+        ``integration`` "user": through a copy of the app installed to ``user``'s account."""
         guild = self.world.guild_of(channel)
         interaction = Interaction(
             id=self.world.snowflakes.next(),
@@ -285,7 +301,7 @@ class Interactions:
             message=message,
             _feed=self.feed,
         )
-        interaction.payload = self._payload(interaction, locale)
+        interaction.payload = self._payload(interaction, locale, integration)
         self.world.interactions[interaction.id] = interaction
         self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
         self.feed.publish(
@@ -299,7 +315,9 @@ class Interactions:
         )
         return interaction
 
-    def _payload(self, interaction: Interaction, locale: str) -> dict[str, Any]:
+    def _payload(
+        self, interaction: Interaction, locale: str, integration: Integration
+    ) -> dict[str, Any]:
         user, channel, guild = interaction.user, interaction.channel, interaction.guild
         bot = self.world.bot
         payload: dict[str, Any] = {
@@ -327,12 +345,14 @@ class Interactions:
                 guild_locale=guild.locale,
                 guild={"id": str(guild.id), "locale": guild.locale, "features": []},
                 member=payloads.member(member, permissions=perms),
-                authorizing_integration_owners={"0": str(guild.id)},
+                authorizing_integration_owners=_owners(integration, user, guild, bot),
                 context=0,
             )
         else:
             payload.update(
-                user=payloads.user(user), authorizing_integration_owners={"0": "0"}, context=1
+                user=payloads.user(user),
+                authorizing_integration_owners=_owners(integration, user, None, bot),
+                context=1,
             )
         if interaction.message is not None:  # components, and modals opened from one
             payload["message"] = payloads.message(

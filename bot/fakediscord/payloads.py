@@ -298,7 +298,7 @@ def ready(world: World, *, session_id: str, resume_url: str, flags: int) -> dict
     return {
         "v": 10,
         "user": {**user(world.bot), "verified": True, "mfa_enabled": False, "email": None},
-        "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+        "guilds": [{"id": str(g.id), "unavailable": True} for g in world.bot_guilds()],
         "session_id": session_id,
         "session_type": "normal",
         "resume_gateway_url": resume_url,

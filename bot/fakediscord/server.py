@@ -22,7 +22,7 @@ from .changes import Change, ChangeFeed
 from .commands import CommandType
 from .effects import Effects
 from .gateway import PRIVILEGED_INTENTS, Gateway, application_flags
-from .interactions import Interaction, Interactions, InteractionType, Resolved
+from .interactions import Integration, Interaction, Interactions, InteractionType, Resolved
 from .ratelimits import Fault, Limit, Traffic
 from .rest import Call, RestApi
 from .state import (
@@ -188,8 +188,10 @@ class FakeDiscord:
         self.add_member(guild or self.guild, user, roles)
         return user
 
-    def create_guild(self, name: str, *, owner: User | None = None) -> Guild:
-        guild = self.world.add_guild(name, owner or self.owner)
+    def create_guild(self, name: str, *, owner: User | None = None, with_bot: bool = True) -> Guild:
+        """A guild; with ``with_bot=False`` one that never added the bot (the bot hears
+        nothing of it, but a user-installed app's command can still come from there)."""
+        guild = self.world.add_guild(name, owner or self.owner, with_bot=with_bot)
         self.effects.guild_created(guild)
         return guild
 
@@ -277,16 +279,26 @@ class FakeDiscord:
         subcommand: str | None = None,
         group: str | None = None,
         locale: str = "en-US",
+        integration: Integration = "guild",
     ) -> Interaction:
         """Run ``/name [group] [subcommand] options...`` as ``user``; options are typed from the
-        registered schema (users, roles, channels as objects, files as ``Upload``)."""
-        command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT)
+        registered schema (users, roles, channels as objects, files as ``Upload``).
+        ``integration="user"``: through a copy of the app ``user`` installed to their account
+        (Discord offers that only for commands registered with integration type 1)."""
+        command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT, integration)
         resolved = Resolved(self.world, self.effects, user, channel)
         built = commands.build_options(
             command, options or {}, resolved, subcommand=subcommand, group=group
         )
         data = self._command_data(command, options=built, resolved=resolved.payload())
-        return self._open(InteractionType.APPLICATION_COMMAND, user, channel, data, locale=locale)
+        return self._open(
+            InteractionType.APPLICATION_COMMAND,
+            user,
+            channel,
+            data,
+            locale=locale,
+            integration=integration,
+        )
 
     async def autocomplete(
         self,
@@ -588,18 +600,40 @@ class FakeDiscord:
         *,
         message: Message | None = None,
         locale: str = "en-US",
+        integration: Integration = "guild",
     ) -> Interaction:
         if not self.gateway.connected:
             raise RuntimeError("no bot is connected to FakeDiscord's gateway")
-        return self.interactions.open(type, user, channel, data, message=message, locale=locale)
+        return self.interactions.open(
+            type, user, channel, data, message=message, locale=locale, integration=integration
+        )
 
     def _usable_command(
-        self, user: User, channel: Channel, name: str, kind: CommandType
+        self,
+        user: User,
+        channel: Channel,
+        name: str,
+        kind: CommandType,
+        integration: Integration = "guild",
     ) -> dict[str, Any]:
         """The command ``user`` sees under ``name`` in ``channel``, as Discord's client would
-        offer it (respecting default_member_permissions and contexts)."""
-        command = commands.find(self.world, channel.guild_id, name, kind)
-        self._require(user, channel, Permission.USE_APPLICATION_COMMANDS, "use commands")
+        offer it (respecting the install, default_member_permissions and contexts)."""
+        guild = self.world.guild_of(channel)
+        if integration == "user":
+            # Only global commands can be user-installed; unset means the app's configured
+            # install types, which for this app is the server install.
+            command = commands.find(self.world, None, name, kind)
+            installs = command.get("integration_types") or [0]
+            if 1 not in installs:
+                raise ValueError(
+                    f"command {name!r} is registered for integration types {installs}: Discord "
+                    "does not offer it to people who installed the app to their account"
+                )
+        else:
+            if guild is not None and self.world.bot.id not in guild.members:
+                raise ValueError(f"the bot is not in {guild.name!r}: its commands are not offered")
+            command = commands.find(self.world, channel.guild_id, name, kind)
+            self._require(user, channel, Permission.USE_APPLICATION_COMMANDS, "use commands")
         contexts: Iterable[int] | None = command.get("contexts")
         context = 1 if channel.is_dm else 0
         if contexts is not None and context not in contexts:

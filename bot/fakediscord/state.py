@@ -478,17 +478,23 @@ class World:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str, owner: User) -> Guild:
-        """A guild with @everyone, the owner and the bot (with its managed role) as members."""
+    def add_guild(self, name: str, owner: User, *, with_bot: bool = True) -> Guild:
+        """A guild with @everyone, the owner and (unless ``with_bot`` is False: a server that
+        never added the bot) the bot with its managed role as members."""
         guild_id = self.snowflakes.next()
         guild = Guild(guild_id, name, owner.id)
         guild.roles[guild_id] = Role(guild_id, guild_id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS)
         self.guilds[guild_id] = guild
-        bot_role = self.add_role(guild, self.bot.username, DEFAULT_BOT_PERMISSIONS)
-        bot_role.managed, bot_role.bot_id = True, self.bot.id
         self.add_member(guild, owner)
-        self.add_member(guild, self.bot, [bot_role])
+        if with_bot:
+            bot_role = self.add_role(guild, self.bot.username, DEFAULT_BOT_PERMISSIONS)
+            bot_role.managed, bot_role.bot_id = True, self.bot.id
+            self.add_member(guild, self.bot, [bot_role])
         return guild
+
+    def bot_guilds(self) -> list[Guild]:
+        """The guilds the bot is in (the only ones its gateway hears of)."""
+        return [g for g in self.guilds.values() if self.bot.id in g.members]
 
     def add_role(self, guild: Guild, name: str, permissions: int = 0, *, color: int = 0) -> Role:
         """A new role, placed just above @everyone (position 1) as Discord does."""

@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot import rules
 from bot.errors import DoorwaysError, JobNotFound
+from bot.installs import servers_only
 from bot.quota import day_start
 from bot.settings import HARD_MAX_ITERATIONS
 from engine.request import MAX_SIDE
@@ -34,7 +35,7 @@ class NotAdmin(DoorwaysError):
     """Someone without Manage Server or an admin role used /admin."""
 
 
-@app_commands.guild_only()
+@servers_only
 @app_commands.default_permissions(manage_guild=True)
 class Admin(commands.GroupCog, group_name="admin", group_description="Run the painter here"):
     """/admin pause, resume, caps, quota, ban, unban, cancel, status."""

@@ -17,6 +17,7 @@ from discord.ext import commands
 from bot import rules
 from bot.errors import DoorwaysError
 from bot.exts.nightly._runner import FolderRunner, now
+from bot.installs import servers_only
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
@@ -34,7 +35,7 @@ class NotAdmin(DoorwaysError):
     """Someone without Manage Server or an admin role used /nightly."""
 
 
-@app_commands.guild_only()
+@servers_only
 @app_commands.default_permissions(manage_guild=True)
 class Nightly(
     commands.GroupCog, group_name="nightly", group_description="The task folder the bot runs"

@@ -12,6 +12,7 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot.exts.paint import _build
+from bot.installs import servers_only
 from bot.jobs import check_channel, limits_for, queue_job
 from bot.rules import get_user_settings
 from bot.settings import HARD_MAX_ITERATIONS
@@ -36,7 +37,7 @@ class Paint(commands.Cog):
         return True
 
     @app_commands.command(description="Paint an entrance juxtaposition, like heaven | hell")
-    @app_commands.guild_only()
+    @servers_only
     @app_commands.describe(
         realms="two or three realms, left to right: heaven | hell (or pick a preset)",
         door="the door word (default: entrance)",
@@ -81,7 +82,7 @@ class Paint(commands.Cog):
         return found[:AUTOCOMPLETE_CHOICES]
 
     @app_commands.command(description="Paint prompts in the engine's syntax: a | b:0.5 | c:-1")
-    @app_commands.guild_only()
+    @servers_only
     @app_commands.describe(
         prompt="prompts split by |, each text or text:weight (negative weights push away)",
         aspect="picture shape: the largest size of this aspect allowed here",

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.exts.tasks import _upload
+from bot.installs import servers_only
 from bot.jobs import check_channel, limits_for
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class Tasks(commands.Cog):
     @app_commands.command(
         name="task", description="Run a task file (runvqgan JSON): each of its images is queued"
     )
-    @app_commands.guild_only()
+    @servers_only
     @app_commands.describe(
         file=f"a task file: JSON like data/tasks/sample.txt, at most "
         f"{_upload.MAX_FILE_BYTES // 1024} KiB"
