@@ -98,11 +98,20 @@ def acknowledgement(bot: DoorwaysBot, admission: Admission) -> str:
     job = admission.job
     wait = bot.scheduler.estimate(job, admission.waiting)
     text = messages.queued_text(job, admission.waiting.position, wait)
-    if bot.scheduler.paused:
-        text += "\n-# Painting is paused by an admin; the job waits until it resumes."
-    elif bot.scheduler.worker_error:
-        text += "\n-# The painter is not running right now; the job waits for it."
-    return text
+    return text + hold_note(bot, job.guild_id, "the job waits")
+
+
+def hold_note(bot: DoorwaysBot, guild_id: int | None, waits: str) -> str:
+    """A line on why queued work may wait past its estimate (`waits`: "the job waits"): a
+    pause of every server or of this one, or no painter; "" when nothing holds it."""
+    scheduler = bot.scheduler
+    if scheduler.paused:
+        return f"\n-# Painting is paused by the bot's operator; {waits} until it resumes."
+    if scheduler.holds(guild_id):
+        return f"\n-# Painting is paused in this server by its admins; {waits} until it resumes."
+    if scheduler.worker_error:
+        return f"\n-# The painter is not running right now; {waits} for it."
+    return ""
 
 
 async def queue_job(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import aiosqlite
 import discord
+from discord.ext import commands
 
 from bot.errors import DoorwaysError
 from bot.quota import Limits
@@ -22,7 +23,7 @@ class Banned(DoorwaysError):
     """The person may not paint in this guild (/admin ban)."""
 
 
-# The pause (process-wide: one GPU serves every guild) -----------------------------------------
+# The pauses: of every guild (one GPU serves them all), and of one guild --------------------------
 
 
 async def is_paused(store: Store) -> bool:
@@ -39,6 +40,27 @@ async def set_paused(store: Store, paused: bool) -> None:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             ("1" if paused else "0",),
         )
+
+
+async def set_guild_paused(store: Store, guild_id: int, paused: bool, by: int) -> bool:
+    """Pause (or resume) one guild's queued jobs; False if it already was (or was not)."""
+    async with store.lock:
+        if paused:
+            cursor = await store.db.execute(
+                "INSERT INTO paused_guilds VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (guild_id, by, store.clock()),
+            )
+        else:
+            cursor = await store.db.execute(
+                "DELETE FROM paused_guilds WHERE guild_id = ?", (guild_id,)
+            )
+        return cursor.rowcount > 0
+
+
+async def paused_guilds(store: Store) -> set[int]:
+    async with store.lock:
+        cursor = await store.db.execute("SELECT guild_id FROM paused_guilds")
+        return {row[0] for row in await cursor.fetchall()}
 
 
 # Guild caps -------------------------------------------------------------------------------------
@@ -263,6 +285,18 @@ def is_admin(settings: Settings, interaction: discord.Interaction) -> bool:
     wanted = {str(role) for role in settings.admin_roles}
     roles = getattr(interaction.user, "roles", [])
     return any(str(role.id) in wanted or role.name in wanted for role in roles)
+
+
+async def is_operator(
+    client: commands.Bot, settings: Settings, interaction: discord.Interaction
+) -> bool:
+    """Who may act on every server (pause them all, run the task folder): the bot's owner —
+    the application's owner, or its team's admins and developers, as Discord reports them
+    (discord.py's `is_owner`) — or an admin of the home server (`discord.home_guild`), there."""
+    if await client.is_owner(interaction.user):
+        return True
+    home = settings.home_guild
+    return home is not None and interaction.guild_id == home and is_admin(settings, interaction)
 
 
 def is_moderator(settings: Settings, interaction: discord.Interaction) -> bool:

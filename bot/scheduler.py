@@ -146,7 +146,8 @@ class Scheduler:
         self.per_iteration = seconds_per_iteration
         self.worker_ready = False
         self.worker_error: str | None = None
-        self.paused = False  # /admin pause: the running job finishes, nothing new starts
+        self.paused = False  # /admin pause everywhere: the running job finishes, nothing new
+        self.paused_guilds: set[int] = set()  # /admin pause in a guild: its jobs are held
         self._running: dict[int, _Current] = {}  # by job id, in the order handed over
         self._batch: Batch | None = None
         self._batch_done: asyncio.Event | None = None  # set when the batch is over
@@ -176,6 +177,7 @@ class Scheduler:
             self._deliver(job)
         self.per_iteration = await self.store.seconds_per_iteration() or self.per_iteration
         self.paused = await rules.is_paused(self.store)
+        self.paused_guilds = await rules.paused_guilds(self.store)
         self._tasks = [
             asyncio.create_task(self._run_worker(), name="scheduler-worker"),
             asyncio.create_task(self._dispatch_loop(), name="scheduler-dispatch"),
@@ -253,18 +255,31 @@ class Scheduler:
 
     # Pausing (/admin pause and resume; kept in the database across restarts) ------------------
 
-    async def pause(self) -> bool:
-        """Start nothing new (the running job finishes); False if already paused."""
+    async def pause(self, guild_id: int | None = None, *, by: int = 0) -> bool:
+        """Start nothing new (the running job finishes) — of any guild, or with `guild_id`
+        of that guild only (the others go on); False if already paused."""
+        if guild_id is not None:
+            changed = await rules.set_guild_paused(self.store, guild_id, True, by)
+            self.paused_guilds.add(guild_id)
+            return changed
         was, self.paused = self.paused, True
         await rules.set_paused(self.store, True)
         return not was
 
-    async def resume(self) -> bool:
-        """Start jobs again; False if it was not paused."""
-        was, self.paused = self.paused, False
-        await rules.set_paused(self.store, False)
+    async def resume(self, guild_id: int | None = None) -> bool:
+        """Start jobs again (of any guild, or of `guild_id`); False if it was not paused."""
+        if guild_id is not None:
+            changed = await rules.set_guild_paused(self.store, guild_id, False, 0)
+            self.paused_guilds.discard(guild_id)
+        else:
+            changed, self.paused = self.paused, False
+            await rules.set_paused(self.store, False)
         self.wake()
-        return was
+        return changed
+
+    def holds(self, guild_id: int | None) -> bool:
+        """Whether a job of `guild_id` waits for a pause (of every guild, or its own)."""
+        return self.paused or (guild_id is not None and guild_id in self.paused_guilds)
 
     # Batches (a task folder run) -----------------------------------------------------------------
 
@@ -293,7 +308,7 @@ class Scheduler:
         interrupted job first, then whoever was served longest ago — someone never served
         before the batch, the batch (never served) before the others; a tie goes to people."""
         async with self.store.lock:
-            order = await fair_order(self.store.db)
+            order = await fair_order(self.store.db, runnable_only=True)
             if not order:
                 return True
             if order[0].resume:

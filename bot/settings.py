@@ -97,6 +97,15 @@ class Settings:
             flag="--guild",
         ),
     )
+    home_guild: int | None = field(
+        default=None,
+        metadata=_key(
+            "discord.home_guild",
+            "the operator's own server (id): its admins may, like the bot's owner, pause and "
+            "resume every server (/admin pause everywhere) and run the task folder "
+            "(/nightly run); other servers' admins act on their own server only",
+        ),
+    )
     allowed_channels: tuple[int | str, ...] = field(
         default=(),
         metadata=_key(
@@ -530,8 +539,9 @@ def _validate(s: Settings) -> None:
     ):
         if url is not None:
             _check(key, url.startswith(schemes), f"must start with {' or '.join(schemes)}", url)
-    if s.guild is not None:
-        _check("discord.guild", s.guild > 0, "must be a guild id", s.guild)
+    for key, guild in (("discord.guild", s.guild), ("discord.home_guild", s.home_guild)):
+        if guild is not None:
+            _check(key, guild > 0, "must be a guild id", guild)
     _check("engine.cutn", 1 <= s.cutn <= 256, "must be between 1 and 256", s.cutn)
     _check("engine.precision", s.precision in PRECISIONS, _one_of(PRECISIONS), s.precision)
     _check("engine.compile", s.compile in COMPILE_MODES, _one_of(COMPILE_MODES), s.compile)

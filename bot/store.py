@@ -75,6 +75,7 @@ class Job:
     delivered: int
     deleted_at: float | None  # V2: the result message was deleted (the row is kept)
     delivered_to: Delivery  # V3: where the outcome went ('channel', 'dm'), None: nowhere
+    source_sha256: str | None  # V4: /task: the SHA-256 of the task file
 
     @property
     def request(self) -> Request:
@@ -105,6 +106,7 @@ class NewJob:
     notes: tuple[str, ...] = ()
     upload_limit: int | None = None
     parent_job: int | None = None
+    source_sha256: str | None = None  # /task: the task file's SHA-256
 
 
 @dataclass(frozen=True)
@@ -267,9 +269,10 @@ class Store:
         return job
 
     async def claim_next(self) -> Job | None:
-        """Mark the fairest queued job running and return it (None when nothing waits)."""
+        """Mark the fairest queued job running and return it (None when nothing waits, or
+        only jobs of paused guilds)."""
         async with self.transaction() as db:
-            order = await fair_order(db)
+            order = await fair_order(db, runnable_only=True)
             if not order:
                 return None
             job_id = order[0].id
@@ -417,11 +420,11 @@ async def insert_job(db: aiosqlite.Connection, new: NewJob, now: float) -> int:
     cursor = await db.execute(
         "INSERT INTO jobs (kind, owner_id, guild_id, channel_id, interaction_id, request_json,"
         " call_string, seed, iterations, width, height, notes, upload_limit, parent_job,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " source_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (new.kind, new.owner_id, new.guild_id, new.channel_id, new.interaction_id,
          request.to_json(), request.to_call_string(), request.seed, request.iterations,
          request.size[0], request.size[1], "\n".join(new.notes), new.upload_limit,
-         new.parent_job, now),
+         new.parent_job, new.source_sha256, now),
     )  # fmt: skip
     assert cursor.lastrowid is not None
     return cursor.lastrowid
@@ -444,26 +447,33 @@ async def count_jobs(
     return int(row[0])
 
 
-async def fair_order(db: aiosqlite.Connection) -> list[Job]:
+async def fair_order(db: aiosqlite.Connection, *, runnable_only: bool = False) -> list[Job]:
     """Queued jobs in the order they will run: interrupted jobs first, then round-robin over
     the owners — everyone's first waiting job, then everyone's second, … — and within a round
-    the owner served longest ago (or never) first."""
+    the owner served longest ago (or never) first. The jobs of a paused guild (migrations/V4)
+    are held: they come after all the others (or, with `runnable_only`, not at all)."""
     return await _all(
         db,
-        """
+        f"""
         WITH served AS (
             SELECT owner_id, MAX(started_at) AS last_start FROM jobs
             WHERE started_at IS NOT NULL GROUP BY owner_id
-        ), waiting AS (
-            SELECT id,
-                   ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY resume DESC, id) AS round,
-                   MIN(id) OVER (PARTITION BY owner_id) AS first_id
+        ), queued AS (
+            SELECT id, owner_id, resume,
+                   COALESCE(guild_id IN (SELECT guild_id FROM paused_guilds), 0) AS held
             FROM jobs WHERE status = 'queued'
+        ), waiting AS (
+            SELECT id, held,
+                   ROW_NUMBER() OVER (PARTITION BY owner_id, held ORDER BY resume DESC, id)
+                       AS round,
+                   MIN(id) OVER (PARTITION BY owner_id, held) AS first_id
+            FROM queued {"WHERE held = 0" if runnable_only else ""}
         )
         SELECT jobs.* FROM waiting
         JOIN jobs USING (id)
         LEFT JOIN served USING (owner_id)
-        ORDER BY jobs.resume DESC, waiting.round, served.last_start, waiting.first_id, jobs.id
+        ORDER BY waiting.held, jobs.resume DESC, waiting.round, served.last_start,
+                 waiting.first_id, jobs.id
         """,
         (),
     )

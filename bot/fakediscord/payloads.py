@@ -281,8 +281,8 @@ def application(app: Application, *, flags: int) -> dict[str, Any]:
         "bot": user(app.bot),
         "bot_public": True,
         "bot_require_code_grant": False,
-        "owner": user(app.owner),
-        "team": None,
+        "owner": user(app.owner) if not app.team else team_owner(app),
+        "team": team(app) if app.team else None,
         "verify_key": "0" * 64,
         "flags": flags,
         "tags": [],
@@ -290,6 +290,35 @@ def application(app: Application, *, flags: int) -> dict[str, Any]:
         "interactions_endpoint_url": None,
         "install_params": None,
         "approximate_guild_count": 0,
+    }
+
+
+def team(app: Application) -> dict[str, Any]:
+    """The team that owns ``app`` (its first admin is the team's owner)."""
+    admins = [m.user for m in app.team if m.role == "admin"] or [app.team[0].user]
+    return {
+        "id": str(app.team_id),
+        "name": f"{app.name} team",
+        "icon": None,
+        "owner_user_id": str(admins[0].id),
+        "members": [
+            {
+                "membership_state": 2,  # accepted
+                "team_id": str(app.team_id),
+                "permissions": ["*"],
+                "role": m.role,
+                "user": user(m.user),
+            }
+            for m in app.team
+        ],
+    }
+
+
+def team_owner(app: Application) -> dict[str, Any]:
+    """A team-owned application's ``owner``: a stand-in user for the team, as Discord sends."""
+    return {
+        **user(User(app.team_id, f"team{app.team_id}")),
+        "flags": 1024,  # TEAM_PSEUDO_USER
     }
 
 

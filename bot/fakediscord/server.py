@@ -35,6 +35,7 @@ from .state import (
     Overwrite,
     Permission,
     Role,
+    TeamMember,
     Upload,
     User,
     World,
@@ -179,6 +180,14 @@ class FakeDiscord:
     @response_timeout.setter
     def response_timeout(self, seconds: float) -> None:
         self.interactions.response_timeout = seconds
+
+    def set_team(self, members: Mapping[User, str]) -> None:
+        """Let a team own the application: ``{user: role}``, role "admin", "developer" or
+        "read_only" (GET /oauth2/applications/@me reports it; ``owner`` becomes the team's
+        stand-in user). An empty mapping gives it back to ``owner``."""
+        app = self.world.application
+        app.team = [TeamMember(user, role) for user, role in members.items()]
+        app.team_id = app.team_id or self.world.snowflakes.next()
 
     def create_user(
         self, username: str, *, guild: Guild | None = None, roles: Sequence[Role] = ()

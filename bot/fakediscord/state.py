@@ -170,13 +170,25 @@ class User:
 
 
 @dataclass(eq=False)
+class TeamMember:
+    """A member of the team that owns an application; ``role`` is Discord's: "admin",
+    "developer" or "read_only"."""
+
+    user: User
+    role: str = "admin"
+
+
+@dataclass(eq=False)
 class Application:
-    """The bot's application: its id is the bot user's id, as for every modern bot."""
+    """The bot's application: its id is the bot user's id, as for every modern bot. Owned by
+    ``owner``, or, when ``team`` is not empty, by a team (id ``team_id``) of those members."""
 
     id: int
     name: str
     owner: User
     bot: User
+    team: list[TeamMember] = field(default_factory=list)
+    team_id: int = 0
 
 
 @dataclass(eq=False)

@@ -2,8 +2,9 @@
 
 Discord hides the group from members without Manage Server (`default_permissions`), and
 every command checks again at run time (a server can change who sees commands): Manage
-Server, or one of the configured `discord.admin_roles`. Everything set here is kept in the
-database (bot.rules), so it survives restarts.
+Server, or one of the configured `discord.admin_roles`. Each acts on the server it is used
+in; only the bot's operator (bot.rules.is_operator) pauses and resumes every server. Everything
+set here is kept in the database (bot.rules), so it survives restarts.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class NotAdmin(DoorwaysError):
     """Someone without Manage Server or an admin role used /admin."""
 
 
+class NotOperator(DoorwaysError):
+    """A server's admin tried something that acts on every server."""
+
+
+# An option description: at most 100 characters.
+EVERYWHERE = "every server the bot is in (only the bot's owner, or admins of its home server)"
+
+
 @servers_only
 @app_commands.default_permissions(manage_guild=True)
 class Admin(commands.GroupCog, group_name="admin", group_description="Run the painter here"):
@@ -53,23 +62,59 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
         log.info("/admin by %s: %s", interaction.user.id, text)
         await interaction.response.send_message(text, ephemeral=True)
 
-    @app_commands.command(description="Stop starting jobs (the one painting finishes)")
-    async def pause(self, interaction: discord.Interaction) -> None:
-        changed = await self.bot.scheduler.pause()
-        await self._say(
-            interaction,
-            "Paused: the job painting now finishes, nothing new starts; jobs are still "
-            "queued. `/admin resume` to go on."
-            if changed
-            else "Painting was already paused.",
-        )
+    async def _everywhere(self, interaction: discord.Interaction, doing: str) -> None:
+        """Raise NotOperator unless the person may act on every server."""
+        if not await rules.is_operator(self.bot, self.bot.settings, interaction):
+            raise NotOperator(
+                f"Only the bot's owner (or an admin of its home server) can {doing} every "
+                f"server; `/admin {doing}` without `everywhere` acts on this server."
+            )
 
-    @app_commands.command(description="Start jobs again after /admin pause")
-    async def resume(self, interaction: discord.Interaction) -> None:
-        changed = await self.bot.scheduler.resume()
-        await self._say(
-            interaction, "Resumed: jobs start again." if changed else "Painting was not paused."
-        )
+    @app_commands.command(description="Hold this server's jobs (the one painting finishes)")
+    @app_commands.describe(everywhere=EVERYWHERE)
+    async def pause(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
+        assert interaction.guild_id is not None
+        scheduler = self.bot.scheduler
+        if everywhere:
+            await self._everywhere(interaction, "pause")
+            changed = await scheduler.pause()
+            text = (
+                "Paused in every server: the job painting now finishes, nothing new starts; "
+                "jobs are still queued. `/admin resume everywhere:True` to go on."
+                if changed
+                else "Painting was already paused in every server."
+            )
+        else:
+            changed = await scheduler.pause(interaction.guild_id, by=interaction.user.id)
+            text = (
+                "Paused in this server: its jobs wait (a job of it painting now finishes), "
+                "other servers' go on; jobs are still queued. `/admin resume` to go on."
+                if changed
+                else "Painting was already paused in this server."
+            )
+        await self._say(interaction, text)
+
+    @app_commands.command(description="Start this server's jobs again after /admin pause")
+    @app_commands.describe(everywhere=EVERYWHERE)
+    async def resume(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
+        assert interaction.guild_id is not None
+        scheduler = self.bot.scheduler
+        if everywhere:
+            await self._everywhere(interaction, "resume")
+            changed = await scheduler.resume()
+            text = "Resumed in every server." if changed else "Painting was not paused everywhere."
+            if scheduler.paused_guilds:
+                text += f" ({len(scheduler.paused_guilds)} server(s) paused their own jobs.)"
+        else:
+            changed = await scheduler.resume(interaction.guild_id)
+            text = (
+                "Resumed: this server's jobs start again."
+                if changed
+                else "Painting was not paused in this server."
+            )
+            if scheduler.paused:
+                text += " Painting is still paused in every server by the bot's operator."
+        await self._say(interaction, text)
 
     @app_commands.command(description="This server's caps on iterations and size")
     @app_commands.describe(
@@ -186,7 +231,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run the pa
         workers = scheduler.pool.health()
         queued = await store.jobs(["queued"])
         today = await store.count_since(day_start(store.clock()))
-        paused = " · **paused**" if scheduler.paused else ""
+        paused = paused_text(scheduler, interaction.guild_id)
         if len(workers) == 1:
             head = f"**Painter:** {worker_text(workers[0], scheduler.worker_error)}{paused}"
         else:
@@ -223,6 +268,12 @@ def job_text(job_id: str | None) -> str:
     if job_id.isdigit():
         return f"painting job #{job_id}"
     return f"painting task folder picture `{job_id}`"  # `nightly:alice/task_x.txt#2`
+
+
+def paused_text(scheduler: Scheduler, guild_id: int | None) -> str:
+    if scheduler.paused:
+        return " · **paused** in every server"
+    return " · **paused** in this server" if scheduler.holds(guild_id) else ""
 
 
 def painting_text(scheduler: Scheduler) -> str:

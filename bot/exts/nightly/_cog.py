@@ -35,6 +35,10 @@ class NotAdmin(DoorwaysError):
     """Someone without Manage Server or an admin role used /nightly."""
 
 
+class NotOperator(DoorwaysError):
+    """A server's admin (not the bot's operator) tried /nightly run."""
+
+
 @servers_only
 @app_commands.default_permissions(manage_guild=True)
 class Nightly(
@@ -72,6 +76,11 @@ class Nightly(
 
     @app_commands.command(description="Run the task folder now, between people's jobs")
     async def run(self, interaction: discord.Interaction) -> None:
+        if not await rules.is_operator(self.bot, self.bot.settings, interaction):
+            raise NotOperator(
+                "Only the bot's owner (or an admin of its home server) can run the task "
+                "folder: it is the operator's, and it paints for every server."
+            )
         if self.runner is None:
             text = NO_FOLDER
         elif self.runner.run_now():

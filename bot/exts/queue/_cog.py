@@ -45,7 +45,12 @@ class Queue(commands.Cog):
                 estimate[job.id] = scheduler.estimate(job, waiting)
         mine.sort(key=lambda pair: pair[1].position)
         text = _texts.queue_text(
-            mine, running, queued, estimate, scheduler.paused, scheduler.pool.health()
+            mine,
+            running,
+            queued,
+            estimate,
+            scheduler.holds(interaction.guild_id),
+            scheduler.pool.health(),
         )
         await interaction.response.send_message(text, ephemeral=True)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.errors import BadOptions, NotReady
-from bot.jobs import roles_of
+from bot.jobs import hold_note, roles_of
 from bot.messages import MESSAGE_LIMIT, format_duration
 from bot.quota import Limits, admit_all, fit_request
 from bot.rules import apply_rules
@@ -190,10 +190,7 @@ async def queue_task_file(
         first, last = admissions[0], admissions[-1]
         wait = bot.scheduler.estimate(last.job, last.waiting)
         content = acknowledgement(attachment.filename, prepared, first.waiting.position, wait)
-        if bot.scheduler.paused:
-            content += "\n-# Painting is paused by an admin; the jobs wait until it resumes."
-        elif bot.scheduler.worker_error:
-            content += "\n-# The painter is not running right now; the jobs wait for it."
+        content += hold_note(bot, interaction.guild_id, "the jobs wait")
         # No ✖ button: one message stands for every image of the file (/cancel takes each).
         response = await interaction.response.send_message(
             content[:MESSAGE_LIMIT], allowed_mentions=discord.AllowedMentions.none()

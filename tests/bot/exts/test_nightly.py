@@ -177,7 +177,7 @@ async def test_the_schedule_runs_the_folder_between_peoples_jobs(
 async def test_a_restart_finishes_the_run_without_painting_again(
     fake_discord: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """/nightly run starts the folder at once (for admins only); the bot stopped after its
+    """/nightly run starts the folder at once (for the bot's owner only); the bot stopped after its
     first picture, the next start goes on with the rest, at the seeds drawn the first time,
     and paints no finished picture again."""
     fake = fake_discord
@@ -193,8 +193,9 @@ async def test_a_restart_finishes_the_run_without_painting_again(
         with pytest.raises(PermissionError, match="'nightly' needs"):  # hidden from people
             await say(fake, person, "run")
         assert "none (`tasks.run_at`); runs on `/nightly run`" in await say(fake, mod, "status")
-        assert "runs now" in await say(fake, mod, "run")
-        assert "being run already" in await say(fake, mod, "run")
+        assert "Only the bot's owner" in await say(fake, mod, "run")  # a server's admin
+        assert "runs now" in await say(fake, fake.owner, "run")  # the application's owner
+        assert "being run already" in await say(fake, fake.owner, "run")
         await until(lambda: made(out, "door") or None, timeout=60)
         status = await say(fake, mod, "status")
         assert re.search(r"\*\*Running:\*\* [0-2] of 3 picture\(s\) made", status), status
@@ -230,7 +231,7 @@ async def test_admin_status_shows_the_task_folder_picture_painting(
 
     async with running_bot(fake, tiny_settings(tmp_path, tasks=config)) as bot:
         assert ", nothing painting" in await say(fake, mod, "status", group="admin")
-        assert "runs now" in await say(fake, mod, "run")
+        assert "runs now" in await say(fake, fake.owner, "run")
         await until(lambda: bot.scheduler.batch_job_ids or None, timeout=30)
         status = await say(fake, mod, "status", group="admin")
         assert "**Queue:** 0 waiting, task folder picture `nightly:a.txt#1` painting" in status
