@@ -25,20 +25,20 @@ def doorways(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_generate_then_params_reproduces(tmp_path: Path) -> None:
     """The issue's offline run writes the PNG, says where, and `params` prints its command."""
     made = doorways(
-        "generate", "entrance to heaven | entrance to hell", *TINY, "--size", "128", "96",
-        "--iterations", "20", "--seed", "1", "-o", "out.png", cwd=tmp_path,
+        "generate", "entrance to heaven | entrance to hell", *TINY, "--size", "96", "64",
+        "--iterations", "3", "--seed", "1", "-o", "out.png", cwd=tmp_path,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "saved out.png" in made.stderr and "tiny models are untrained" in made.stderr
     with Image.open(tmp_path / "out.png") as image:
-        assert image.size == (128, 96)
+        assert image.size == (96, 64)
         pixels = image.tobytes()
 
     params = doorways("params", "out.png", cwd=tmp_path)
     assert params.returncode == 0
     call = params.stdout.strip()
     assert call.startswith(
-        "doorways generate 'entrance to heaven | entrance to hell' --size 128 96"
+        "doorways generate 'entrance to heaven | entrance to hell' --size 96 64"
     )
     assert "--seed 1" in call and "--vqgan tiny" in call
 
@@ -52,7 +52,7 @@ def test_entrance_reproduces_pixel_for_pixel(
 ) -> None:
     """An entrance image's call string is a plain `doorways generate` giving the same pixels."""
     out = tmp_path / "e.png"
-    argv = ["entrance", "heaven | hell", *TINY, "--size", "128", "64", "--iterations", "10"]
+    argv = ["entrance", "heaven | hell", *TINY, "--size", "128", "64", "--iterations", "3"]
     assert cli.main([*argv, "-o", str(out)]) == 0
     with Image.open(out) as image:
         call, pixels = image.text["parameters"], image.tobytes()  # type: ignore[attr-defined]

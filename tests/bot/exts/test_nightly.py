@@ -183,7 +183,7 @@ async def test_a_restart_finishes_the_run_without_painting_again(
     fake = fake_discord
     tasks, out = tmp_path / "tasks", tmp_path / "out" / "output"
     tasks.mkdir()
-    (tasks / "a.txt").write_text(task_text("door", iterations=30, each=3))
+    (tasks / "a.txt").write_text(task_text("door", iterations=12, each=3))
     config = TasksConfig(output_root=tmp_path / "out", folder=tasks)  # no run_at: on demand
     settings = tiny_settings(tmp_path, tasks=config)
     mod, person = admin(fake), fake.create_user("ben")
