@@ -37,9 +37,7 @@ def test_generate_then_params_reproduces(tmp_path: Path) -> None:
     params = doorways("params", "out.png", cwd=tmp_path)
     assert params.returncode == 0
     call = params.stdout.strip()
-    assert call.startswith(
-        "doorways generate 'entrance to heaven | entrance to hell' --size 96 64"
-    )
+    assert call.startswith("doorways generate 'entrance to heaven | entrance to hell' --size 96 64")
     assert "--seed 1" in call and "--vqgan tiny" in call
 
     assert cli.main([*shlex.split(call)[1:], "-o", str(tmp_path / "again.png")]) == 0
