@@ -31,6 +31,8 @@ from engine.tasks import add_tasks_arguments
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from engine.timelapse import Timelapse
+
 TINY_NOTE = (
     "note: tiny models are untrained stand-ins (for tests and offline smoke runs): "
     "the picture will look like noise. Real models: `{doorways} models download NAME`."
@@ -299,11 +301,16 @@ def _generate(request: Request) -> int:
     from engine import models
     from engine.loop import Finished, generate
     from engine.outputs import check_writable, png_bytes, write_png_safely
+    from engine.timelapse import Timelapse
 
     for note in request.check_inputs():
         print(f"note: {note}", file=sys.stderr)
     output = Path(request.output).expanduser()
     check_writable(output.with_suffix(".png"))  # before painting, not after
+    frames = None
+    if request.timelapse is not None:
+        check_writable(Path(request.timelapse).expanduser())
+        frames = Timelapse()
     device = models.resolve_device(request.device)
     _warn_if_gpu_unused(request.device)
     vqgan = models.load_vqgan(request.vqgan, device)
@@ -325,6 +332,8 @@ def _generate(request: Request) -> int:
                 bar.set_postfix(loss=f"{event.loss_values()['total']:.4f}", refresh=False)
             if event.image is not None:
                 previews.save(event.image)
+            if frames is not None and event.frame is not None:
+                frames.add(event.frame)
     try:
         png = png_bytes(result.image, result.request, str(device))
         call = result.request.recipe().to_call_string()
@@ -335,9 +344,26 @@ def _generate(request: Request) -> int:
     if elsewhere is not None:
         print(f"doorways: warning: {elsewhere}", file=sys.stderr)
     print(f"saved {path} in {result.seconds:.1f} s (seed {result.request.seed})", file=sys.stderr)
+    if frames is not None and request.timelapse is not None:
+        frames.add(result.image)
+        _save_timelapse(frames, Path(request.timelapse).expanduser())
     call = result.request.recipe().to_call_string().removeprefix("doorways")
     print(f"reproduce: {doorways_command()}{call}", file=sys.stderr)
     return 0
+
+
+def _save_timelapse(frames: "Timelapse", path: Path) -> None:
+    """Write the GIF (a taken name gets _1, _2, …); a failure is a warning: the picture is
+    what matters, and it is saved already."""
+    from engine.outputs import claim_path
+
+    try:
+        target = claim_path(path)
+        target.write_bytes(frames.gif())
+    except (OSError, ValueError) as error:
+        print(f"doorways: warning: no timelapse: {error}", file=sys.stderr)
+        return
+    print(f"timelapse {target} ({len(frames.frames)} frames)", file=sys.stderr)
 
 
 class _Previews:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from engine import deterministic, losses
+from engine import deterministic, losses, timelapse
 from engine.cutouts import render_cutouts, sample_augmentations, sample_cutouts
 from engine.images import read_image
 from engine.models import CLIP, VQGAN
@@ -31,6 +31,7 @@ class Progress:
     total: int
     losses: dict[str, Tensor]
     image: Tensor | None  # (3, H, W) in [0, 1] on the CPU, on preview iterations only
+    frame: Tensor | None = None  # the same, on timelapse frame iterations (--timelapse)
 
     def loss_values(self) -> dict[str, float]:
         return {name: float(value) for name, value in self.losses.items()}
@@ -253,13 +254,14 @@ def generate(
             with torch.no_grad():
                 z.copy_(torch.maximum(torch.minimum(z, z_max[:, None, None]), z_min[:, None, None]))
 
-            preview = None
+            preview = frame = None
             if request.preview_every and iteration % request.preview_every == 0:
                 preview = image.detach()[0].cpu()
+            if request.timelapse is not None and timelapse.is_frame(iteration, request.iterations):
+                frame = preview if preview is not None else image.detach()[0].cpu()
             terms["total"] = total
-            yield Progress(
-                iteration, request.iterations, {k: v.detach() for k, v in terms.items()}, preview
-            )
+            losses_now = {k: v.detach() for k, v in terms.items()}
+            yield Progress(iteration, request.iterations, losses_now, preview, frame)
 
         with torch.no_grad(), autocast:
             final = vqgan.decode(quantize(z, vqgan.codebook)).float().clamp(0, 1)[0].cpu()

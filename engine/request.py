@@ -212,6 +212,13 @@ class Request:
             type=int, metavar="N",
         ),
     )  # fmt: skip
+    timelapse: str | None = field(
+        default=None,
+        metadata=_option(
+            "--timelapse", "also write an animated GIF of the painting forming (about 60 "
+            "frames, under 8 MiB) to this .gif path", metavar="PATH",
+        ),
+    )  # fmt: skip
     output: str = field(
         default="output.png",
         metadata=_option(
@@ -341,7 +348,7 @@ class Request:
 _ALWAYS_RENDERED = frozenset(
     {"size", "iterations", "seed", "lr", "cutn", "cut_pow", "vqgan", "clip"}
 )
-_NOT_RECIPE = ("output", "preview_every", "compile")
+_NOT_RECIPE = ("output", "preview_every", "timelapse", "compile")
 _TUPLES: dict[str, Callable[[Any], Any]] = {"size": int, "augments": str, "anchors": float}
 
 
@@ -373,6 +380,8 @@ def _validate(r: Request) -> None:
             raise ValueError(f"prompt text {prompt.text!r} is empty, padded or contains `|`")
         if not math.isfinite(prompt.weight):
             raise ValueError(f"prompt {prompt.text!r} has weight {prompt.weight}")
+    if r.timelapse is not None and not r.timelapse.lower().endswith(".gif"):
+        raise ValueError(f"timelapse {r.timelapse!r}: the path must end in .gif")
     width, height = r.size
     for side, value in (("width", width), ("height", height)):
         _check_range(f"{side}", value, 16, MAX_SIDE, int)

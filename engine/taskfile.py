@@ -95,7 +95,9 @@ RUNVQGAN_FIELDS = ("text", "style", "iterations", "out_file", "out_folder", "por
 ENTRANCE_FIELDS = ("realms", "preset", "door", "modifiers")
 # Request fields a task file does not set under their own names: the runvqgan fields stand
 # for size, iterations and output, and the device is the runner's choice.
-_NOT_TASK_FIELDS = frozenset({"prompts", "size", "iterations", "output", "device", "preview_every"})
+_NOT_TASK_FIELDS = frozenset(
+    {"prompts", "size", "iterations", "output", "device", "preview_every", "timelapse"}
+)
 
 
 def _request_fields() -> dict[str, dataclasses.Field[Any]]:
