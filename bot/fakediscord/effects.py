@@ -416,7 +416,9 @@ class Effects:
 
     def member_updated(self, guild: Guild, member: Member) -> None:
         data = {**payloads.member(member), "guild_id": str(guild.id)}
-        self.gateway.dispatch("GUILD_MEMBER_UPDATE", data, intent=Intent.GUILD_MEMBERS)
+        # Discord sends the bot its own member updates (its roles) whatever its intents.
+        intent = 0 if member.user is self.world.bot else Intent.GUILD_MEMBERS
+        self.gateway.dispatch("GUILD_MEMBER_UPDATE", data, intent=intent)
         self._guild_changed(guild, "GUILD_MEMBER_UPDATE", data)
 
     def _guild_changed(self, guild: Guild, event: str, data: dict[str, Any]) -> None:

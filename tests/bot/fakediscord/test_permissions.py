@@ -152,6 +152,13 @@ async def test_overwrites_apply_in_discords_order(
         await cache_agrees(bot, fake, art, what)
         assert (await app_permissions(fake, fake.owner, art))[1] == computed, what
 
+    # Its own member update reaches the bot without the members intent, as on Discord.
+    fake.set_overwrite(art, painters, allow=VIEW)
+    await cache_agrees(bot, fake, art, "Painters may view")
+    fake.set_roles(me, [fake.bot_role(), quiet])
+    assert not fake.world.permissions(me, art) & VIEW
+    await cache_agrees(bot, fake, art, "the bot is no longer a Painter")
+
     fake.set_role_permissions(fake.bot_role(), P.ADMINISTRATOR)
     assert fake.world.permissions(me, art) == ALL_PERMISSIONS  # overwrites do not count
     await cache_agrees(bot, fake, art, "Administrator")
