@@ -258,6 +258,13 @@ class Settings:
         default=50,
         metadata=_key("progress.preview_every", "attach a preview every N iterations (0: never)"),
     )
+    timelapse: bool = field(
+        default=True,
+        metadata=_key(
+            "progress.timelapse",
+            "keep a timelapse GIF of each painting beside its PNG; the result's 🎞 button posts it",
+        ),
+    )
     seconds_per_iteration: float = field(
         default=0.5,
         metadata=_key(
@@ -305,6 +312,8 @@ class Settings:
             "compile": self.compile,
             "kernels": self.kernels,
             "preview_every": self.preview_every,
+            # The worker keeps a timelapse beside the PNG, under its name, for any path.
+            "timelapse": "timelapse.gif" if self.timelapse else None,
         }
 
     @property

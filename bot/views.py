@@ -15,6 +15,7 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -26,11 +27,12 @@ log = logging.getLogger(__name__)
 
 CUSTOM_ID_PREFIX = "doorways:job:"
 JOB_TEMPLATE = r"doorways:job:(?P<job_id>[0-9]{{1,20}}):{action}"  # str.format it
-ACTIONS = ("reroll", "variation", "parameters", "cancel", "delete")
+ACTIONS = ("reroll", "variation", "parameters", "timelapse", "cancel", "delete")
 BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {  # action: emoji, label, style
     "reroll": ("🎲", "Reroll", discord.ButtonStyle.secondary),
     "variation": ("🔀", "Variation", discord.ButtonStyle.secondary),
     "parameters": ("📋", "Parameters", discord.ButtonStyle.secondary),
+    "timelapse": ("🎞", "Timelapse", discord.ButtonStyle.secondary),
     "cancel": ("✖", "Cancel", discord.ButtonStyle.danger),
     "delete": ("🗑", "Delete", discord.ButtonStyle.danger),
 }
@@ -128,8 +130,15 @@ def status_view(job: Job) -> discord.ui.View:
     return job_view(job.id, ("cancel",))
 
 
+def timelapse_path(job: Job) -> Path:
+    """Where the worker keeps a job's timelapse: beside its PNG, under its name."""
+    return Path(job.output_path or "").with_suffix(".gif")
+
+
 def result_view(job: Job) -> discord.ui.View:
     """The result's buttons: a painting gets all four, a failure no variation."""
     if job.status == "done" and job.output_path is not None:
+        if timelapse_path(job).is_file():
+            return job_view(job.id, ("reroll", "variation", "parameters", "timelapse", "delete"))
         return job_view(job.id, ("reroll", "variation", "parameters", "delete"))
     return job_view(job.id, ("reroll", "parameters", "delete"))

@@ -221,10 +221,11 @@ def partial_output(folder: Path, stem: str, token: str) -> Path:
 
 
 def move_over(temps: Sequence[str | Path], final: Path) -> None:
-    """Move a finished picture and its .txt (the worker's temporary names, in that order) over
-    the names claimed for them, keeping the claimed files' permissions (0666 less the
-    umask); a temporary file that is gone (moved already) is skipped."""
-    for temp, target in zip(temps, (final, final.with_suffix(".txt")), strict=False):
+    """Move a finished picture, its .txt and any timelapse .gif (the worker's temporary names,
+    in that order) over the names claimed for them, keeping the claimed files' permissions
+    (0666 less the umask); a temporary file that is gone (moved already) is skipped."""
+    targets = (final, final.with_suffix(".txt"), final.with_suffix(".gif"))
+    for temp, target in zip(temps, targets, strict=False):
         if Path(temp).exists():
             mode = target.stat().st_mode if target.exists() else None
             _move(Path(temp), target)

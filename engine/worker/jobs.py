@@ -67,7 +67,7 @@ class Done:
 
     type: ClassVar[str] = "done"
     job_id: str
-    paths: tuple[str, ...]  # the PNG, then its .txt call-string sidecar
+    paths: tuple[str, ...]  # the PNG, its .txt call-string sidecar, then any timelapse .gif
     seed: int
     call_string: str
     load_s: float
@@ -112,6 +112,7 @@ class Painted:
     load_s: float
     first_step_s: float
     total_s: float  # from pick-up to the encoded PNG
+    timelapse_gif: bytes | None = None  # --timelapse: the painting forming, saved beside
 
     def save(self, output: str | Path) -> Done | Failed:
         """Write the PNG and its call string where the job said (never overwriting), or, when
@@ -126,9 +127,16 @@ class Painted:
             return Failed(self.job_id, "internal", str(error))
         if elsewhere is not None:
             log.warning("job %s: %s", self.job_id, elsewhere)
+        paths: tuple[str, ...] = (str(path), str(path.with_suffix(".txt")))
+        if self.timelapse_gif is not None:
+            try:  # beside the PNG, under its name: whoever has the picture finds it
+                path.with_suffix(".gif").write_bytes(self.timelapse_gif)
+                paths += (str(path.with_suffix(".gif")),)
+            except OSError as error:
+                log.warning("job %s: could not save its timelapse: %s", self.job_id, error)
         return Done(
             self.job_id,
-            (str(path), str(path.with_suffix(".txt"))),
+            paths,
             self.seed,
             self.call_string,
             load_s=self.load_s,

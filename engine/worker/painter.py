@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.request import Request
+from engine.timelapse import Timelapse
 from engine.worker.jobs import Cancelled, Failed, Job, Painted, Progress, Started
 
 if TYPE_CHECKING:
@@ -170,6 +171,19 @@ def with_paths(request: Request, paths: Mapping[str, str]) -> Request:
     )
 
 
+def _timelapse_gif(frames: Timelapse | None, final: torch.Tensor, job_id: str) -> bytes | None:
+    """The job's timelapse with its finished picture last, or None (not asked for, or it
+    would not fit the size limit: the picture matters more)."""
+    if frames is None:
+        return None
+    frames.add(final)
+    try:
+        return frames.gif()
+    except ValueError as error:
+        log.warning("job %s: no timelapse: %s", job_id, error)
+        return None
+
+
 def _preview_png(image: torch.Tensor) -> bytes:
     from engine.outputs import to_pil
 
@@ -285,6 +299,7 @@ class Painter:
 
         first_step_s = 0.0
         first_done = last_report = -math.inf
+        frames = Timelapse() if request.timelapse is not None else None
         steps = generate(request, vqgan, clip)
         try:
             for event in steps:
@@ -299,7 +314,10 @@ class Painter:
                         load_s=loaded - picked,
                         first_step_s=first_step_s,
                         total_s=time.perf_counter() - picked,
+                        timelapse_gif=_timelapse_gif(frames, event.image, job.job_id),
                     )
+                if frames is not None and event.frame is not None:
+                    frames.add(event.frame)
                 now = time.perf_counter()
                 due = (
                     event.image is not None

@@ -44,7 +44,7 @@ def run_settings(settings: Settings) -> RunSettings:
     settings (`engine.vqgan`, `clip`, `cutn`, `precision`, `compile`, `kernels`) for what a
     task file does not set. Previews are left out: nobody watches a task folder's pictures paint."""
     engine = settings.engine_fields()
-    del engine["preview_every"]
+    del engine["preview_every"], engine["timelapse"]
     return RunSettings(out_root=settings.tasks.output_root, limits=settings.tasks.limits, **engine)
 
 

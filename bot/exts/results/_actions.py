@@ -4,6 +4,8 @@ through the same rules, quota and caps as /imagine (bot.jobs)."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,6 +70,25 @@ async def show_parameters(bot: DoorwaysBot, interaction: discord.Interaction, jo
     await parameters.answer(interaction, await parameters.of_job(bot.store, job_id))
 
 
+async def timelapse(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+    """🎞: post the painting's timelapse in the channel, for everyone."""
+    job = await job_or_refuse(bot, job_id)
+    gif = views.timelapse_path(job)
+    if job.output_path is None or not gif.is_file():
+        raise JobNotFound(f"Job #{job.id} has no timelapse on the bot's disk.")
+    await interaction.response.defer(thinking=True)  # the upload may take a moment
+    data = await asyncio.to_thread(gif.read_bytes)
+    limit = interaction.filesize_limit
+    if len(data) > limit:
+        await interaction.followup.send(
+            f"Job #{job.id}'s timelapse is {len(data) / 2**20:.1f} MiB, over this server's "
+            f"upload limit ({limit / 2**20:.0f} MiB)."
+        )
+        return
+    file = discord.File(io.BytesIO(data), filename=f"doorways-{job.id}-timelapse.gif")
+    await interaction.followup.send(f"🎞 Job #{job.id}, painting itself.", file=file)
+
+
 def _check_may_manage(
     bot: DoorwaysBot, interaction: discord.Interaction, job: Job, doing: str
 ) -> None:
@@ -107,6 +128,7 @@ ACTIONS = {
     "reroll": reroll,
     "variation": variation,
     "parameters": show_parameters,
+    "timelapse": timelapse,
     "cancel": cancel,
     "delete": delete,
 }

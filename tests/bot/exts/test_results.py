@@ -8,12 +8,14 @@ One fake, one bot and one worker serve the module (the restart test starts a sec
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from PIL import Image
 
 from bot import rules
 from bot.bot import DoorwaysBot
@@ -109,9 +111,8 @@ async def test_result_has_buttons_and_the_status_loses_cancel(world: World) -> N
     job_id = job_id_of(status)
     assert status.custom_ids() == [job_custom_id(job_id, "cancel")]
     result = await result_of(world.fake, handle)
-    assert result.custom_ids() == [
-        job_custom_id(job_id, action) for action in ("reroll", "variation", "parameters", "delete")
-    ]
+    actions = ("reroll", "variation", "parameters", "timelapse", "delete")
+    assert result.custom_ids() == [job_custom_id(job_id, action) for action in actions]
     await world.fake.wait_until(lambda: True if not status.custom_ids() else None)
 
 
@@ -148,6 +149,22 @@ async def test_variation_starts_from_the_picture(world: World) -> None:
     assert (child.iterations, child.kind, child.parent_job) == (2, "variation", parent.id)
     assert child.request.prompts == parent.request.prompts
     assert (await result_of(world.fake, varied)).attachments
+
+
+@module_loop
+async def test_timelapse_button_posts_the_painting_forming(world: World) -> None:
+    """🎞: an animated GIF in the channel, from the random start to the finished picture."""
+    owner, other = world.user(), world.user()
+    status, result = await world.paint(owner, "a green door")
+    job_id = job_id_of(status)
+    handle = await click(world, other, result, job_id, "timelapse")
+    answer = await handle.wait_followup()
+    assert not handle.ephemeral and f"Job #{job_id}" in answer.content
+    [gif] = answer.attachments
+    assert gif.filename == f"doorways-{job_id}-timelapse.gif"
+    with Image.open(io.BytesIO(gif.data)) as animation:
+        assert animation.format == "GIF" and animation.n_frames == 2  # iteration 1, the result
+        assert animation.size == (64, 64)
 
 
 @module_loop
