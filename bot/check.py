@@ -7,6 +7,7 @@ folder looked at), no model is downloaded.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -107,9 +108,15 @@ def run_checks(settings: Settings) -> list[Check]:
 
 
 def check_devices(settings: Settings) -> list[Check]:
-    """One check per worker device (`engine.devices`, else `engine.device`)."""
+    """One check per worker device (`engine.devices`, else `engine.device`); with
+    `engine.cluster`, whether Ray is here (the cluster's GPUs are checked when it starts)."""
     from engine.worker import WorkerError
     from engine.worker.pool import resolve_devices
+
+    if settings.cluster is not None:
+        if importlib.util.find_spec("ray") is None:
+            return [Check(False, "cluster", "Ray is not installed: pip install 'doorways[ray]'")]
+        return [Check(True, "cluster", f"{settings.cluster}: one painter per GPU of the cluster")]
 
     try:
         devices = resolve_devices(settings.devices, settings.device)

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (engine.device)")
     parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="paint on a Ray cluster's GPUs: auto or ray://HEAD:10001 (engine.cluster)",
+    )
+    parser.add_argument(
         "--devices",
         metavar="LIST",
         help="one worker per device: cuda:0,cuda:1 or all (engine.devices)",
@@ -169,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "clip": args.clip,
                 "device": args.device,
                 "devices": args.devices,
+                "cluster": args.cluster,
                 "playground_host": args.playground_host,
                 "playground_port": args.playground_port,
             },
@@ -289,20 +295,26 @@ async def run(settings: Settings) -> None:
 
 
 async def build_pool(settings: Settings) -> Pool:
-    """The workers the settings ask for: one local process per device of `engine.devices`
-    (or one on `engine.device`). Not started: the scheduler starts them."""
+    """The workers the settings ask for: one Ray actor per GPU of the cluster at
+    `engine.cluster`, else one local process per device of `engine.devices` (or one on
+    `engine.device`). Not started: the scheduler starts them (and joins the cluster)."""
     from engine.worker import WorkerError
     from engine.worker.pool import local_pool, resolve_devices
+
+    preload = (settings.vqgan, settings.clip) if settings.preload else None
+    if settings.cluster is not None:
+        from engine.worker.cluster import RayCluster  # imports Ray only when it starts
+
+        return RayCluster(
+            settings.cluster, device=settings.device, threads=settings.threads or None,
+            preload=preload,
+        )  # fmt: skip
 
     try:
         devices = await asyncio.to_thread(resolve_devices, settings.devices, settings.device)
     except WorkerError as error:
         raise StartupError(f"engine.devices: {error}") from None
-    return local_pool(
-        devices,
-        threads=settings.threads or None,
-        preload=(settings.vqgan, settings.clip) if settings.preload else None,
-    )
+    return local_pool(devices, threads=settings.threads or None, preload=preload)
 
 
 def _close(bot: discord.Client, signum: int) -> None:

@@ -163,6 +163,16 @@ class Settings:
             flag="--devices",
         ),
     )
+    cluster: str | None = field(
+        default=None,
+        metadata=_key(
+            "engine.cluster",
+            "paint on every GPU of a Ray cluster, one Ray actor per GPU (needs "
+            "pip install 'doorways[ray]'): auto (the cluster started on this machine with "
+            "ray start --head), ray://HEAD:10001 or HEAD:6379; unset: paint on this machine",
+            flag="--cluster",
+        ),
+    )
     cutn: int = field(
         default=32, metadata=_key("engine.cutn", "cutouts per step for every job (1-256)")
     )
@@ -563,6 +573,19 @@ def _validate(s: Settings) -> None:
         check_devices(s.devices)
     except ValueError as error:
         raise SettingsError(f"engine.devices: {error}") from None
+    if s.cluster is not None:
+        _check(
+            "engine.cluster",
+            s.cluster == "auto" or s.cluster.startswith("ray://") or ":" in s.cluster,
+            "must be auto, ray://HOST:PORT or HOST:PORT",
+            s.cluster,
+        )
+        _check(
+            "engine.cluster",
+            not s.devices,
+            "paints on the cluster's GPUs: leave engine.devices empty",
+            s.cluster,
+        )
     for key, value in (
         ("discord.guild_ready_timeout", s.guild_ready_timeout),
         ("progress.edit_interval", s.edit_interval),

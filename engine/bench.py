@@ -110,3 +110,54 @@ def print_report(result: dict[str, Any]) -> None:
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:>{width}}  {value}", file=sys.stderr)
+
+
+def throughput(
+    request: Request, jobs: int, devices: list[str], threads: int | None = None
+) -> dict[str, Any]:
+    """Jobs per hour through a pool of worker processes, one per device: `jobs` copies of
+    `request` (seeds 0, 1, …) painted as a queue of people's jobs would be, models loaded
+    before the clock starts."""
+    import asyncio
+    import tempfile
+
+    from engine.worker import TERMINAL, Done, Job
+    from engine.worker.pool import local_pool
+
+    async def run(folder: str) -> dict[str, Any]:
+        pool = local_pool(devices, threads=threads, preload=(request.vqgan, request.clip))
+        await pool.start()
+        try:
+            while not all(health.models for health in pool.health()):
+                await asyncio.sleep(0.05)
+            begun = time.perf_counter()
+            for seed in range(jobs):
+                pool.submit(Job.of(str(seed), request.replace(seed=seed), f"{folder}/{seed}.png"))
+            finished, done = 0, 0
+            async for event in pool.events():
+                if isinstance(event, TERMINAL):
+                    finished += 1
+                    done += isinstance(event, Done)
+                    if finished == jobs:
+                        break
+            seconds = time.perf_counter() - begun
+        finally:
+            await pool.stop()
+        return {
+            "jobs": jobs,
+            "done": done,
+            "workers": len(devices),
+            "devices": devices,
+            "seconds": round(seconds, 2),
+            "jobs_per_hour": round(jobs * 3600 / seconds, 1),
+            "s_per_job": round(seconds / jobs, 3),
+            "iterations": request.iterations,
+            "size": list(request.size),
+            "cutn": request.cutn,
+            "vqgan": request.vqgan,
+            "clip": request.clip,
+            "threads": threads,
+        }
+
+    with tempfile.TemporaryDirectory(prefix="doorways-bench-") as folder:
+        return asyncio.run(run(folder))

@@ -26,7 +26,7 @@ from engine.request import (
     add_request_arguments,
     request_from_args,
 )
-from engine.tasks import add_tasks_arguments
+from engine.tasks import add_tasks_arguments, parse_devices
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -110,6 +110,17 @@ def build_parser() -> RequestParser:
     bench.add_argument("--device", default="auto", metavar="D")
     bench.add_argument("--precision", default="auto", choices=PRECISIONS)
     bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
+    bench.add_argument(
+        "--jobs", type=int, metavar="N",
+        help="measure throughput instead: paint N whole jobs (--iterations each) through one "
+        "worker process per --devices and report jobs per hour",
+    )  # fmt: skip
+    bench.add_argument(
+        "--devices", type=parse_devices, default=(), metavar="LIST",
+        help="with --jobs: one worker per device, e.g. cpu,cpu or cuda:0,cuda:1 or all "
+        "(default: one on --device)",
+    )  # fmt: skip
+    bench.add_argument("--threads", type=int, metavar="N", help="torch CPU threads per worker")
 
     gpu_report = commands.add_parser(
         "gpu-report", help="test and measure Doorways on this machine's GPU (Markdown report)",
@@ -230,14 +241,20 @@ def _run(args: argparse.Namespace) -> int:
         print(request.to_json() if args.json else request.to_call_string())
         return 0
     if args.command == "bench":
-        from engine.bench import bench, bench_request, print_report
+        from engine.bench import bench, bench_request, print_report, throughput
 
-        iterations = args.warmup + args.iterations
+        iterations = args.iterations if args.jobs else args.warmup + args.iterations
         request = bench_request(
             args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device
         ).replace(precision=args.precision, compile=args.compile)
         _warn_if_gpu_unused(args.device)
-        print_report(bench(request, args.warmup))
+        if args.jobs:
+            from engine.worker.pool import resolve_devices
+
+            devices = resolve_devices(args.devices, args.device)
+            print_report(throughput(request, args.jobs, devices, args.threads))
+        else:
+            print_report(bench(request, args.warmup))
         return 0
     if args.command == "gpu-report":
         from engine import gpu_report

@@ -5,7 +5,9 @@
 - painter.py: what runs on a device — models kept resident, a job painted as events;
 - process.py: a local worker process per device and its asyncio handle (`WorkerHandle`);
 - pool.py: several workers behind the one interface the bot's scheduler talks to: one line
-  of jobs, each to whichever worker is free (`local_pool`: a process per device).
+  of jobs, each to whichever worker is free (`local_pool`: a process per device);
+- cluster.py: the Ray backend, a painter actor per GPU of a Ray cluster (`RayCluster`, a
+  pool); Ray is imported only when a cluster starts.
 
 Nothing here imports torch at the top: the bot imports this package without paying for it.
 """

@@ -53,6 +53,26 @@ def test_the_bot_process_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_without_a_cluster_nothing_imports_ray() -> None:
+    """Without engine.cluster the bot, its pool of local workers, the task runner and the CLI
+    never import Ray (an optional dependency); with it, the pool is Ray's, still not imported
+    until it starts."""
+    code = (
+        "import asyncio, sys, bot.launcher, bot.bot, bot.scheduler, engine.cli, engine.tasks\n"
+        "import engine.worker, engine.worker.pool\n"
+        "from bot.bot import walk_extensions\n"
+        "from bot.launcher import build_pool\n"
+        "from bot.settings import Settings\n"
+        "list(walk_extensions())\n"
+        "pool = asyncio.run(build_pool(Settings(device='cpu', devices=('cpu', 'cpu'))))\n"
+        "assert len(pool.workers) == 2\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+        "cluster = asyncio.run(build_pool(Settings(cluster='auto')))\n"
+        "assert type(cluster).__name__ == 'RayCluster' and 'ray' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 async def test_a_broken_extension_is_logged_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

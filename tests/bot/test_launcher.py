@@ -48,7 +48,16 @@ def test_help_documents_every_key_and_variable() -> None:
     """--help lists every option, config key, environment variable, and the invite."""
     shown = run_script("--help")
     assert shown.returncode == 0
-    for option in ("--config", "--db", "--guild", "--vqgan", "--clip", "--device", "--devices"):
+    for option in (
+        "--config",
+        "--db",
+        "--guild",
+        "--vqgan",
+        "--clip",
+        "--device",
+        "--devices",
+        "--cluster",
+    ):
         assert option in shown.stdout
     for key, _default, _also, _help in describe_settings():
         assert f"  {key} = " in shown.stdout, key
@@ -187,7 +196,16 @@ def test_bot_docs_document_every_key_and_variable() -> None:
         assert f"`{key}" in section or f", `{key}`" in section, key
     for name in ("DISCORD_TOKEN", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "DOORWAYS_BOT_CONFIG"):
         assert f"`{name}`" in section, name
-    for option in ("--config", "--db", "--guild", "--vqgan", "--clip", "--device", "--devices"):
+    for option in (
+        "--config",
+        "--db",
+        "--guild",
+        "--vqgan",
+        "--clip",
+        "--device",
+        "--devices",
+        "--cluster",
+    ):
         assert f"`{option}" in section, option
     assert "bot applications.commands" in section and str(needed_permissions()) in section
     assert invite_url() in section and "doorways-bot --invite" in section

@@ -45,10 +45,11 @@ class Watcher(Reporter):
         return await asyncio.wait_for(self.delivered.get(), 60.0)  # two workers share 2 cores
 
 
-def tiny_job(owner: int, iterations: int) -> NewJob:
+def tiny_job(owner: int, iterations: int, preview_every: int = 0) -> NewJob:
+    """A person's job for the tiny models at 64×64, seeded by its owner."""
     request = Request(
         prompts=(Prompt("a door"),), size=(64, 64), iterations=iterations, seed=owner,
-        vqgan="tiny", clip="tiny", cutn=2, preview_every=0,
+        vqgan="tiny", clip="tiny", cutn=2, preview_every=preview_every,
     )  # fmt: skip
     return NewJob("imagine", owner, 1, 2, request)
 

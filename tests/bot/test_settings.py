@@ -91,6 +91,8 @@ max_pending = 5
         ("[engine]\ndevices = ['cuda:0', 'gpu']", "engine.devices: 'gpu' is not a device"),
         ("[engine]\ndevices = 'any'", "engine.devices: 'any' is not a device"),
         ("[engine]\ndevices = 2", 'engine.devices: expected a list of devices, or "all"'),
+        ("[engine]\ncluster = 'head'", "engine.cluster: must be auto, ray://HOST:PORT or HOST"),
+        ("[engine]\ncluster = 'auto'\ndevices = 'all'", "engine.cluster: paints on the cluster"),
         ("[engine]\npreload = 1", "engine.preload: expected true or false"),
         ("[progress]\nedit_interval = 0", "progress.edit_interval: must be a positive number"),
         ("[discord\n", "is not valid TOML"),

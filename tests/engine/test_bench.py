@@ -22,3 +22,15 @@ def test_bench_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert (result["size"], result["cutn"], result["iterations"]) == ([64, 64], 2, 2)
     assert (result["precision"], result["compile"]) == ("fp32", "off")  # auto on a CPU
     assert "s_per_it" in err  # the table for people
+
+
+@pytest.mark.timeout(120)
+def test_bench_jobs_reports_jobs_per_hour(capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs N --devices cpu,cpu paints N whole jobs through two worker processes."""
+    argv = ["bench", "--vqgan", "tiny", "--clip", "tiny", "--size", "64", "64", "--cutn", "2"]
+    argv += ["--iterations", "2", "--device", "cpu", "--threads", "1"]
+    assert cli.main([*argv, "--jobs", "3", "--devices", "cpu,cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["jobs"], result["done"], result["workers"]) == (3, 3, 2)
+    assert result["devices"] == ["cpu", "cpu"] and result["iterations"] == 2
+    assert result["jobs_per_hour"] == pytest.approx(3 * 3600 / result["seconds"], rel=0.01)
