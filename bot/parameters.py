@@ -23,9 +23,21 @@ from engine.request import Request
 log = logging.getLogger(__name__)
 
 MAX_PNG_BYTES = 50 * 2**20  # larger attachments are not downloaded to look for metadata
+DOWNLOAD_TIMEOUT = 120.0  # seconds for one attachment (the answer is deferred meanwhile)
 MESSAGE_LINK = re.compile(
     r"https?://(?:[a-z]+\.)?discord(?:app)?\.com/channels/(?P<guild>[0-9]+|@me)/"
     r"(?P<channel>[0-9]+)/(?P<message>[0-9]+)"
+)
+
+
+# /params with a link to someone else's message: over the API the bot gets a message's
+# attachments only with the privileged Message Content intent, which it does not use; a
+# message command (Apps → Get parameters) gets its target whole.
+LINK_WITHOUT_CONTENT = (
+    "I can't see what is attached to that message from a link: Discord shows bots other "
+    "people's messages without their attachments (unless the bot has the privileged Message "
+    "Content intent, which this one does not use). Use **Apps → Get parameters** on the "
+    "message itself (right-click it, or long-press on a phone): that works."
 )
 
 
@@ -76,8 +88,18 @@ class Parameters:
 
 
 async def answer(interaction: discord.Interaction, found: Parameters) -> None:
-    """Answer privately with `found` (and the request JSON attached)."""
-    await interaction.response.send_message(found.text(), files=found.files(), ephemeral=True)
+    """Answer privately with `found` (and the request JSON attached): the first answer, or
+    the one that fills in a deferred "thinking…"."""
+    if interaction.response.is_done():
+        await interaction.followup.send(found.text(), files=found.files(), ephemeral=True)
+    else:
+        await interaction.response.send_message(found.text(), files=found.files(), ephemeral=True)
+
+
+async def think(interaction: discord.Interaction) -> None:
+    """Defer privately ("thinking…"): what comes next (a download of up to MAX_PNG_BYTES, a
+    message fetched) may outlast the 3 seconds Discord gives the first answer."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
 
 
 def from_job(job: Job) -> Parameters:
@@ -108,9 +130,12 @@ async def of_message(store: Store, message: discord.Message) -> Parameters:
             problems.append(f"{attachment.filename} is too large to read")
             continue
         try:
-            data = await attachment.read()
+            data = await asyncio.wait_for(attachment.read(), DOWNLOAD_TIMEOUT)
             # Decoding a large or hostile PNG takes a while: not on the event loop.
             request = await asyncio.to_thread(read_request_bytes, data, attachment.filename)
+        except TimeoutError:
+            problems.append(f"{attachment.filename} could not be downloaded in time")
+            continue
         except (discord.HTTPException, ValueError) as error:
             problems.append(str(error.text if isinstance(error, discord.HTTPException) else error))
             continue

@@ -250,6 +250,17 @@ class Store:
             )
             return {row[0]: int(row[1]) for row in await cursor.fetchall()}
 
+    async def from_source(self, owner_id: int, sha256: str, since: float) -> list[Job]:
+        """`owner_id`'s jobs from the task file with this SHA-256 queued since `since`
+        (cancelled ones do not count)."""
+        async with self.lock:
+            return await _all(
+                self.db,
+                "SELECT * FROM jobs WHERE owner_id = ? AND source_sha256 = ? AND created_at >= ?"
+                " AND status != 'cancelled' ORDER BY id",
+                (owner_id, sha256, since),
+            )
+
     async def mark_deleted(self, job_id: int) -> None:
         """The job's result message was deleted; the row stays (parameters by job id work)."""
         async with self.lock:

@@ -260,15 +260,11 @@ class Effects:
         return Intent.GUILD_MESSAGES if message.guild_id is not None else Intent.DIRECT_MESSAGES
 
     def _announce_message(self, event: str, message: Message) -> None:
-        bot_id = self.world.bot.id
-        visible = (
-            message.guild_id is None or message.author.id == bot_id or bot_id in message.mention_ids
-        )
         self.gateway.dispatch(
             event,
             payloads.message(self.world, message),
             intent=self._message_intent(message),
-            content_visible=visible,
+            content_visible=self.world.content_exempt(message),
         )
 
     def _message_fields(self, message: Message) -> dict[str, Any]:

@@ -70,6 +70,12 @@ _APP_FLAG_FOR_INTENT = {
 }
 
 
+def content_toggled(privileged: int) -> bool:
+    """Whether the app may read message content at all (its Message Content toggle, or
+    approval): the gateway's MESSAGE_CONTENT intent, and message content over REST."""
+    return bool(privileged & Intent.MESSAGE_CONTENT)
+
+
 def application_flags(privileged: int) -> int:
     return sum(flag for intent, flag in _APP_FLAG_FOR_INTENT.items() if privileged & intent)
 

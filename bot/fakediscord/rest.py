@@ -7,6 +7,7 @@ obvious while developing the bot. Files are served back at ``/attachments/...`` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -85,6 +86,7 @@ class RestApi:
         token: str,
         upload_limit: int,
         application_flags: int,
+        message_content: bool,
         gateway_url: Callable[[], str],
     ) -> None:
         self.world = world
@@ -97,6 +99,8 @@ class RestApi:
         self.gateway_url = gateway_url
         self.unknown_requests: list[str] = []
         self.calls: list[Call] = []  # every API request, in order
+        self.message_content = message_content  # the app's Message Content toggle
+        self.cdn_bytes_per_second: float | None = None  # None: attachments as fast as possible
 
     # Wiring -----------------------------------------------------------------------------------
 
@@ -423,11 +427,20 @@ class RestApi:
             chosen = older + newer
         else:
             chosen = history[-limit:]
-        return json_response([payloads.message(self.world, m) for m in reversed(chosen)])
+        return json_response([self._as_read(m) for m in reversed(chosen)])
 
     async def get_message(self, request: web.Request) -> web.Response:
         _, message = self._message(request, Permission.READ_MESSAGE_HISTORY)
-        return json_response(payloads.message(self.world, message))
+        return json_response(self._as_read(message))
+
+    def _as_read(self, message: Message) -> dict[str, Any]:
+        """A message as the bot reads it over REST: without the Message Content toggle, its
+        content, embeds, attachments and components come empty (``World.content_exempt``
+        says when not)."""
+        payload = payloads.message(self.world, message)
+        if self.message_content or self.world.content_exempt(message):
+            return payload
+        return {**payload, "content": "", "embeds": [], "attachments": [], "components": []}
 
     async def create_message(self, request: web.Request) -> web.Response:
         """Posting takes Send Messages (in a thread: Send Messages in Threads), files Attach
@@ -636,7 +649,7 @@ class RestApi:
 
     # The "CDN" --------------------------------------------------------------------------------
 
-    async def get_attachment(self, request: web.Request) -> web.Response:
+    async def get_attachment(self, request: web.Request) -> web.StreamResponse:
         attachment = self.world.attachments.get(int(request.match_info["attachment_id"]))
         if (
             attachment is None
@@ -644,9 +657,20 @@ class RestApi:
             or attachment.filename != request.match_info["filename"]
         ):
             return web.Response(status=404, text="Not Found")
-        return web.Response(
-            body=attachment.data, content_type=attachment.content_type or "application/octet-stream"
-        )
+        content_type = attachment.content_type or "application/octet-stream"
+        rate = self.cdn_bytes_per_second
+        if rate is None:
+            return web.Response(body=attachment.data, content_type=content_type)
+        # A slow link: the body trickles out in 20 pieces a second.
+        response = web.StreamResponse(headers={"Content-Length": str(attachment.size)})
+        response.content_type = content_type
+        await response.prepare(request)
+        piece = max(1, int(rate / 20))
+        for start in range(0, attachment.size, piece):
+            await response.write(attachment.data[start : start + piece])
+            await asyncio.sleep(piece / rate)
+        await response.write_eof()
+        return response
 
 
 def _parse_json(text: str) -> Any:

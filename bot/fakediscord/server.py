@@ -21,7 +21,7 @@ from . import commands, errors
 from .changes import Change, ChangeFeed
 from .commands import CommandType
 from .effects import Effects
-from .gateway import PRIVILEGED_INTENTS, Gateway, application_flags
+from .gateway import Gateway, application_flags, content_toggled
 from .interactions import Integration, Interaction, Interactions, InteractionType, Resolved
 from .ratelimits import Fault, Limit, Traffic
 from .rest import Call, RestApi
@@ -64,7 +64,7 @@ class FakeDiscord:
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         response_timeout: float = 3.0,
         token_ttl: float = 15 * 60.0,
-        privileged_intents: int = int(PRIVILEGED_INTENTS),
+        privileged_intents: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -97,6 +97,7 @@ class FakeDiscord:
             token=self.token,
             upload_limit=upload_limit,
             application_flags=application_flags(privileged_intents),
+            message_content=content_toggled(privileged_intents),
             gateway_url=lambda: self.gateway_url,
         )
         self.upload_limit = upload_limit
@@ -478,6 +479,10 @@ class FakeDiscord:
         self.gateway.request_reconnect()
 
     # Trouble on purpose -----------------------------------------------------------------------
+
+    def slow_cdn(self, bytes_per_second: float | None) -> None:
+        """Serve attachments at ``bytes_per_second`` (a slow link; None: at full speed)."""
+        self.rest.cdn_bytes_per_second = bytes_per_second
 
     def rate_limit(
         self,

@@ -650,5 +650,15 @@ class World:
             return self.channel(channel.parent_id).overwrites
         return channel.overwrites
 
+    def content_exempt(self, message: Message) -> bool:
+        """Whether the bot sees ``message``'s content, embeds, attachments and components
+        without the privileged Message Content intent: in a DM, its own messages, and
+        messages that mention it (Discord's exemptions; a message command's target is the
+        fourth, and comes whole in the interaction)."""
+        bot_id = self.bot.id
+        return (
+            message.guild_id is None or message.author.id == bot_id or bot_id in message.mention_ids
+        )
+
     def has(self, user: User, channel: Channel, permission: int) -> bool:
         return self.permissions(user, channel) & permission == permission

@@ -113,6 +113,16 @@ async def command(
     return handle
 
 
+async def answer_of(fake: FakeDiscord, handle: Interaction, timeout: float = 30.0) -> Message:
+    """The first answer's message once it is there — a deferred "thinking…" filled in."""
+
+    def answered() -> Message | None:
+        message = handle.original
+        return message if message is not None and not message.loading else None
+
+    return await fake.wait_until(answered, timeout=timeout, what="the answer")
+
+
 async def result_of(fake: FakeDiscord, handle: Interaction, timeout: float = 60.0) -> Message:
     """The message the bot posts for the job that `handle` queued: a reply to its status."""
     status = handle.original

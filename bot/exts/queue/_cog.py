@@ -103,6 +103,7 @@ class Queue(commands.Cog):
     @app_commands.describe(target="a job number like 12, or a message link (Copy Message Link)")
     async def params(self, interaction: discord.Interaction, target: str) -> None:
         item_id, channel_id, guild_id = parameters.parse_target(target)
+        await parameters.think(interaction)
         if channel_id is None:
             found = await parameters.of_job(self.bot.store, item_id)
         else:
@@ -113,5 +114,10 @@ class Queue(commands.Cog):
                 message = await channel.fetch_message(item_id)
             except (discord.NotFound, discord.Forbidden):
                 raise JobNotFound("I cannot see that message.") from None
-            found = await parameters.of_message(self.bot.store, message)
+            try:
+                found = await parameters.of_message(self.bot.store, message)
+            except JobNotFound:
+                if not message.attachments and message.author != self.bot.user:
+                    raise JobNotFound(parameters.LINK_WITHOUT_CONTENT) from None
+                raise
         await parameters.answer(interaction, found)

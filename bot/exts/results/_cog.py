@@ -41,5 +41,6 @@ class Results(commands.Cog):
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
         """Apps > Get parameters: from the job database, or the PNG's own metadata."""
+        await parameters.think(interaction)
         found = await parameters.of_message(self.bot.store, message)
         await parameters.answer(interaction, found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import discord
@@ -21,6 +22,7 @@ class Tasks(commands.Cog):
 
     def __init__(self, bot: DoorwaysBot) -> None:
         self.bot = bot
+        self.queueing = asyncio.Lock()  # one task file queued at a time (duplicate check)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Every command of this cog: only in the allowed channels."""
@@ -39,4 +41,4 @@ class Tasks(commands.Cog):
         self, interaction: discord.Interaction, file: discord.Attachment
     ) -> None:
         limits = limits_for(self.bot, interaction)
-        await _upload.queue_task_file(self.bot, interaction, file, limits)
+        await _upload.queue_task_file(self.bot, interaction, file, limits, self.queueing)

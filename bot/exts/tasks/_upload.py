@@ -14,6 +14,7 @@ OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png, N the next free number.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,14 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.errors import BadOptions, NotReady
+from bot.errors import BadOptions, DoorwaysError, NotReady
 from bot.jobs import hold_note, roles_of
 from bot.messages import MESSAGE_LIMIT, format_duration
 from bot.quota import Limits, admit_all, fit_request
 from bot.rules import apply_rules
 from bot.scheduler import TASK_KIND, task_folder
 from bot.settings import HARD_MAX_ITERATIONS, Settings
-from bot.store import NewJob
+from bot.store import Job, NewJob
 from engine.prompts import render_prompts
 from engine.request import Request
 from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 
 KIND = TASK_KIND  # the jobs' kind in the store: the scheduler names their pictures
 MAX_FILE_BYTES = 64 * 1024  # a task file is a few hundred bytes; anything big is a mistake
-DOWNLOAD_TIMEOUT = 2.0  # seconds: the answer must still come within Discord's 3
+DOWNLOAD_TIMEOUT = 60.0  # seconds: the answer is deferred first (Discord's 3 s are met)
+DUPLICATE_WINDOW_S = 15 * 60  # the same file again within this (a retry) is not queued again
 MAX_EACH = 25  # repetitions per file, as the nightly runner allows
 MAX_IMAGES = 100  # images per file, at most (and at most a day's quota)
 MAX_SIDE = 2048  # the largest width or height /imagine accepts
@@ -152,22 +154,34 @@ def problems_text(name: str, problems: list[str]) -> str:
     return "\n".join(lines)
 
 
+class AlreadyQueued(DoorwaysError):
+    """The same task file, from the same person, was queued a moment ago."""
+
+
 async def queue_task_file(
     bot: DoorwaysBot,
     interaction: discord.Interaction,
     attachment: discord.Attachment,
     limits: Limits,
+    queueing: asyncio.Lock,
 ) -> None:
     """Read, expand and queue a task file under one quota check, and acknowledge.
 
-    Raises Banned, BadOptions, QuotaExceeded or NotReady (the tree's error handler answers
-    those).
+    The answer is deferred at once (downloading, expanding and queueing a hundred images may
+    outlast Discord's 3 seconds); the private "thinking…" answer then says what happened, and
+    the jobs' status message is posted in the channel. `queueing` makes the check for the
+    same file queued a moment ago (a person retrying) and the queueing one step.
+
+    Raises Banned, BadOptions, QuotaExceeded, AlreadyQueued or NotReady (the tree's error
+    handler answers those).
     """
+    await interaction.response.defer(ephemeral=True, thinking=True)
     if bot.scheduler.stopping:
         raise NotReady("The bot is restarting; try again in a minute.")
     roles = [role_id for role_id, _ in roles_of(interaction.user)]
     limits = await apply_rules(bot.store, interaction.guild_id, interaction.user.id, roles, limits)
     text = await read_task_file(attachment)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     out_root = task_folder(bot.settings.outputs, interaction.user.id)
     prepared = prepare(attachment.filename, text, bot.settings, limits, out_root)
     assert interaction.channel_id is not None
@@ -182,22 +196,32 @@ async def queue_task_file(
             interaction_id=interaction.id,
             notes=(f"{attachment.filename}: {p.task_job.describe(total)}", *p.notes),
             upload_limit=interaction.filesize_limit,
+            source_sha256=digest,
         )
         for p in prepared
     ]
-    admissions = await admit_all(bot.store, news, limits)
+    async with queueing:
+        since = bot.store.clock() - DUPLICATE_WINDOW_S
+        earlier = await bot.store.from_source(interaction.user.id, digest, since)
+        if earlier:
+            raise AlreadyQueued(already_queued_text(attachment.filename, earlier))
+        admissions = await admit_all(bot.store, news, limits)
     try:
         first, last = admissions[0], admissions[-1]
         wait = bot.scheduler.estimate(last.job, last.waiting)
         content = acknowledgement(attachment.filename, prepared, first.waiting.position, wait)
         content += hold_note(bot, interaction.guild_id, "the jobs wait")
-        # No ✖ button: one message stands for every image of the file (/cancel takes each).
-        response = await interaction.response.send_message(
-            content[:MESSAGE_LIMIT], allowed_mentions=discord.AllowedMentions.none()
+        # The private answer first (it fills the "thinking…" one), then the public status
+        # message. No ✖ button: one message stands for every image (/cancel takes each).
+        await interaction.edit_original_response(
+            content=f"Queued: `{attachment.filename}`, {len(admissions)} image(s), jobs "
+            f"#{first.job.id}–#{last.job.id}. Their status is posted in the channel."
         )
-        if response.message_id is not None:
-            for admission in admissions:
-                await bot.store.set_status_message(admission.job.id, response.message_id)
+        status = await interaction.followup.send(
+            content[:MESSAGE_LIMIT], wait=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+        for admission in admissions:
+            await bot.store.set_status_message(admission.job.id, status.id)
     finally:
         bot.scheduler.wake()  # even if the answer failed, the jobs are queued and will be posted
     log.info(
@@ -208,6 +232,18 @@ async def queue_task_file(
         first.job.id,
         last.job.id,
         first.waiting.position,
+    )
+
+
+def already_queued_text(name: str, earlier: list[Job]) -> str:
+    """The answer to a retry: which jobs the same file queued, and when it may come again."""
+    first, last = earlier[0], earlier[-1]
+    again = int(first.created_at + DUPLICATE_WINDOW_S)
+    return (
+        f"`{name}` is the same file you queued <t:{int(first.created_at)}:R>: jobs "
+        f"#{first.id}–#{last.id} ({len(earlier)} image(s)), so nothing was queued again. "
+        f"`/queue` shows where they are. To paint it once more, send it again after "
+        f"<t:{again}:t>."
     )
 
 

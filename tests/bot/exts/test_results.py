@@ -28,12 +28,21 @@ from bot.fakediscord import (
     User,
     point_discord_py_at,
 )
+from bot.parameters import LINK_WITHOUT_CONTENT
 from bot.store import Job
 from bot.views import job_custom_id
 from engine.outputs import read_request_bytes
 from engine.request import Request
 from tests import hostile_images as hostile
-from tests.bot.running import command, eventually, job_id_of, result_of, running_bot, tiny_settings
+from tests.bot.running import (
+    answer_of,
+    command,
+    eventually,
+    job_id_of,
+    result_of,
+    running_bot,
+    tiny_settings,
+)
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 SQUARE = {"width": 64, "height": 64}
@@ -197,8 +206,8 @@ async def test_parameters_of_a_reuploaded_png_come_from_its_metadata(world: Worl
     )
     handle = await world.fake.context_menu(owner, upload, "Get parameters")
     await handle.wait_response()
-    answer = handle.original
-    assert answer is not None and handle.ephemeral
+    answer = await answer_of(world.fake, handle)
+    assert handle.ephemeral
     assert "from the metadata of mine.png" in answer.content
     recovered = read_request_bytes(png.data)
     assert f"```sh\n{recovered.to_call_string()}\n```" in answer.content
@@ -206,17 +215,21 @@ async def test_parameters_of_a_reuploaded_png_come_from_its_metadata(world: Worl
 
     on_result = await world.fake.context_menu(owner, result, "Get parameters")
     await on_result.wait_response()
-    assert on_result.original is not None and f"**Job #{job.id}**" in on_result.original.content
+    assert f"**Job #{job.id}**" in (await answer_of(world.fake, on_result)).content
 
     by_number = await command(world.fake, owner, "params", {"target": f"#{job.id}"})
-    assert by_number.original is not None and job.call_string in by_number.original.content
-    link = f"https://discord.com/channels/{world.fake.guild.id}/{upload.channel_id}/{upload.id}"
-    by_link = await command(world.fake, owner, "params", {"target": link})
-    assert by_link.original is not None and "mine.png" in by_link.original.content
+    assert job.call_string in (await answer_of(world.fake, by_number)).content
+    where = f"https://discord.com/channels/{world.fake.guild.id}/{upload.channel_id}"
+    by_link = await command(world.fake, owner, "params", {"target": f"{where}/{result.id}"})
+    assert f"**Job #{job.id}**" in (await answer_of(world.fake, by_link)).content
+    # Someone's upload comes over the API without its attachments (no Message Content intent).
+    to_upload = await command(world.fake, owner, "params", {"target": f"{where}/{upload.id}"})
+    assert (await answer_of(world.fake, to_upload)).content == LINK_WITHOUT_CONTENT
     plain = await world.fake.send_message(owner, world.fake.channel, "no picture")
     refused = await world.fake.context_menu(owner, plain, "Get parameters")
     await refused.wait_response()
-    assert refused.ephemeral and "not a Doorways job" in refused.original.content  # type: ignore[union-attr]
+    assert refused.ephemeral
+    assert "not a Doorways job" in (await answer_of(world.fake, refused)).content
 
 
 @module_loop
@@ -240,9 +253,10 @@ async def test_parameters_of_a_hostile_png_are_refused_privately(
     )
     handle = await world.fake.context_menu(owner, upload, "Get parameters")
     await handle.wait_response()
-    assert handle.ephemeral and handle.original is not None
-    assert handle.original.content.startswith("That message has no Doorways parameters: ")
-    assert says in handle.original.content and "\n" not in handle.original.content
+    answer = await answer_of(world.fake, handle)
+    assert handle.ephemeral
+    assert answer.content.startswith("That message has no Doorways parameters: ")
+    assert says in answer.content and "\n" not in answer.content
 
 
 @module_loop

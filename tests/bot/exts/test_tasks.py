@@ -22,7 +22,7 @@ from bot import rules
 from bot.bot import DoorwaysBot
 from bot.exts.tasks import _upload
 from bot.fakediscord import FakeDiscord, Message, Upload, User, point_discord_py_at
-from bot.fakediscord.interactions import Interaction
+from bot.fakediscord.interactions import CallbackType, Interaction
 from bot.quota import Limits
 from bot.store import Job, NewJob
 from engine.prompts import Prompt
@@ -68,19 +68,37 @@ def task_file(name: str = "lighthouse.json", **fields: Any) -> Upload:
 
 
 async def run_task(world: World, person: User, upload: Upload) -> Interaction:
-    """/task file:<upload> as `person`, answered within Discord's 3 s."""
+    """/task file:<upload> as `person`: a private "thinking…" within Discord's 3 s, then its
+    answer filled in (and, for a queued file, the status message posted in the channel)."""
     handle = await world.fake.slash(person, world.fake.channel, "task", {"file": upload})
-    await handle.wait_response(timeout=3.0)
+    response = await handle.wait_response(timeout=3.0)
+    assert response.type == CallbackType.DEFERRED_CHANNEL_MESSAGE and response.ephemeral
+
+    def answered() -> bool | None:
+        private = handle.original
+        if private is None or private.loading:
+            return None
+        queued = private.content.startswith("Queued:")
+        return True if not queued or any(not m.ephemeral for m in handle.followups) else None
+
+    await world.fake.wait_until(answered, timeout=30, what="the answer to /task")
     return handle
+
+
+def status_of(handle: Interaction) -> Message:
+    """The public status message a queued task file gets (its pictures reply to it)."""
+    [status] = [m for m in handle.followups if not m.ephemeral]
+    return status
 
 
 async def refused(world: World, person: User, upload: Upload) -> str:
     """The private answer to a task file that must not run; nothing of it is queued."""
     before = len(await world.jobs_of(person))
     handle = await run_task(world, person, upload)
-    assert handle.response is not None and handle.response.ephemeral, handle.response
+    assert handle.original is not None and handle.original.ephemeral
+    assert not handle.followups or handle.followups == [handle.original]
     assert len(await world.jobs_of(person)) == before
-    return handle.response.content
+    return handle.original.content
 
 
 def call_request(result: Message) -> Request:
@@ -107,11 +125,11 @@ async def test_task_file_images_are_queued_painted_and_posted(world: World) -> N
     its call string carrying its style; the seeds are the file's."""
     fake, person = world.fake, world.user()
     upload = task_file(style=["", "Banksy"], each=[1], seed=[7], cutn=[64])
-    started = time.monotonic()
     handle = await run_task(world, person, upload)
-    assert time.monotonic() - started < 3.0
-    status = handle.original
-    assert status is not None and not status.ephemeral
+    assert handle.response is not None and handle.response.latency < 3.0
+    assert handle.original is not None and handle.original.ephemeral
+    assert handle.original.content.startswith("Queued: `lighthouse.json`, 2 image(s), jobs #")
+    status = status_of(handle)
     assert "**lighthouse.json** · 2 images queued, #1 in line, all ready in" in status.content
     assert 'styles none, "Banksy" × each 1 · 78×52, 2 iterations' in status.content
     assert "450×300 is over the size limit here (4,096 pixels): scaled to 78×52." in (
@@ -182,14 +200,11 @@ async def test_pictures_land_in_the_task_files_folder_per_person(world: World) -
     folder = outputs / "tasks" / str(ada.id) / "robots" / "night"
 
     first = await run_task(world, ada, task_file(out_folder=["robots/night"], each=[2]))
-    assert first.original is not None
-    posted = await posted_results(world, first.original, 2)
+    posted = await posted_results(world, status_of(first), 2)
     second = await run_task(world, ada, task_file(out_folder=["robots/night"]))
-    assert second.original is not None
-    posted += await posted_results(world, second.original, 1)
+    posted += await posted_results(world, status_of(second), 1)
     other = await run_task(world, ben, task_file(out_folder=["robots/night"]))
-    assert other.original is not None
-    await posted_results(world, other.original, 1)
+    await posted_results(world, status_of(other), 1)
 
     assert sorted(p.name for p in folder.iterdir()) == [
         f"lighthouse_{n}.{ext}" for n in (1, 2, 3) for ext in ("png", "txt")
@@ -210,6 +225,26 @@ async def test_pictures_land_in_the_task_files_folder_per_person(world: World) -
     ben_folder = outputs / "tasks" / str(ben.id) / "robots" / "night"
     assert ben_job.output_path == str(ben_folder / "lighthouse_1.png")
     assert not list(outputs.glob("job-*.png"))  # only other jobs are named job-<id>.png
+
+
+@module_loop
+async def test_the_same_file_again_is_not_queued_twice(world: World) -> None:
+    """Someone who sends the same task file again (nothing seemed to happen) is told which
+    jobs it already queued; nothing more is queued. A changed file is a new one."""
+    person = world.user()
+    upload = task_file("retry.json", iterations=[1], out_file=["retry"])
+    first = await run_task(world, person, upload)
+    jobs = await world.jobs_of(person)
+    assert len(jobs) == 1 and jobs[0].source_sha256 is not None
+    text = await refused(world, person, upload)
+    assert text.startswith(
+        f"`retry.json` is the same file you queued <t:{int(jobs[0].created_at)}:R>"
+    )
+    assert f"jobs #{jobs[0].id}–#{jobs[0].id} (1 image(s)), so nothing was queued again" in text
+    changed = await run_task(world, person, task_file("retry.json", iterations=[2]))
+    assert len(await world.jobs_of(person)) == 2
+    await posted_results(world, status_of(first), 1)
+    await posted_results(world, status_of(changed), 1)
 
 
 # Refusals ---------------------------------------------------------------------------------------
