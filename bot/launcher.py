@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cluster",
         metavar="ADDRESS",
-        help="paint on a Ray cluster's GPUs: auto or ray://HEAD:10001 (engine.cluster)",
+        help="paint on a Ray cluster's GPUs: auto or HEAD:6379 (engine.cluster)",
     )
     parser.add_argument(
         "--devices",

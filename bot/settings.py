@@ -31,6 +31,7 @@ from engine.request import (
     MAX_SIDE,
     PRECISIONS,
 )
+from engine.worker.cluster import RAY_CLIENT_REFUSED
 from engine.worker.pool import check_devices, is_device
 
 HARD_MAX_ITERATIONS = 6000  # no configuration runs a job longer than this
@@ -168,8 +169,9 @@ class Settings:
         metadata=_key(
             "engine.cluster",
             "paint on every GPU of a Ray cluster, one Ray actor per GPU (needs "
-            "pip install 'doorways[ray]'): auto (the cluster started on this machine with "
-            "ray start --head), ray://HEAD:10001 or HEAD:6379; unset: paint on this machine",
+            "pip install 'doorways[ray]'): auto (the cluster this machine belongs to, e.g. "
+            "the head started here with ray start --head) or HEAD:6379; unset: paint on "
+            "this machine",
             flag="--cluster",
         ),
     )
@@ -576,8 +578,14 @@ def _validate(s: Settings) -> None:
     if s.cluster is not None:
         _check(
             "engine.cluster",
-            s.cluster == "auto" or s.cluster.startswith("ray://") or ":" in s.cluster,
-            "must be auto, ray://HOST:PORT or HOST:PORT",
+            not s.cluster.startswith("ray://"),
+            RAY_CLIENT_REFUSED,
+            s.cluster,
+        )
+        _check(
+            "engine.cluster",
+            s.cluster == "auto" or ":" in s.cluster,
+            "must be auto or HEAD:PORT (the head's GCS port, 6379 by default)",
             s.cluster,
         )
         _check(

@@ -10,9 +10,9 @@ other machines without a network protocol of its own.
   that dies (ray.kill, its machine gone) fails its job as a crash — the scheduler retries it
   once on another worker — and a fresh actor is asked for, which Ray places when a GPU is
   free somewhere in the cluster.
-- `RayCluster` is the pool over them: it joins the cluster (`engine.cluster`: "auto" or
-  "ray://HEAD:10001"), starts one worker per GPU, and adds one whenever a node with more
-  GPUs joins.
+- `RayCluster` is the pool over them: it joins the cluster as a driver (`engine.cluster`:
+  "auto" or "HEAD:6379"; not Ray Client's ray://, which cannot stream), starts one worker
+  per GPU, and adds one whenever a node with more GPUs joins.
 
 Ray is optional (`pip install 'doorways[ray]'`): it is imported only when a cluster is used.
 """
@@ -51,6 +51,11 @@ log = logging.getLogger("doorways.worker")
 
 _END = object()
 RAY_MISSING = "engine.cluster needs Ray on this machine: pip install 'doorways[ray]'"
+RAY_CLIENT_REFUSED = (
+    "Ray Client (ray://) cannot stream a painting's progress (Ray has no streaming actor "
+    "methods over Ray Client): run the bot on a machine of the cluster and give auto, or "
+    "the head's HEAD:6379"
+)
 
 
 # --- on the cluster -----------------------------------------------------------------------
@@ -390,8 +395,8 @@ class RayCluster(Pool):
     Parameters
     ----------
     address:
-        "auto" (the cluster started on this machine with `ray start --head`),
-        "ray://HEAD:10001", or None to use the Ray this process is already connected to.
+        "auto" (the cluster this machine belongs to: `ray start --head` here), "HEAD:6379",
+        or None to use the Ray this process is already connected to.
     device:
         The device inside each actor ("auto": its GPU, else the CPU).
     resource, per_worker:
@@ -427,6 +432,8 @@ class RayCluster(Pool):
             import ray
         except ImportError:
             raise WorkerError(RAY_MISSING) from None
+        if self.address is not None and self.address.startswith("ray://"):
+            raise WorkerError(RAY_CLIENT_REFUSED)
         if not ray.is_initialized():
             try:
                 await asyncio.to_thread(
