@@ -1,5 +1,8 @@
 # The README's commands: `make run` (the bot; with no DISCORD_TOKEN, the local playground at
 # http://127.0.0.1:8765) and `make test`. Both set up .venv/ first when needed.
+# Any Python that pyproject.toml allows (3.11, 3.12, 3.13): `make test PYTHON=python3.12`.
+# CI runs 3.11. After changing it, `make clean` first: an existing .venv/ is reused as it is.
+PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -10,7 +13,7 @@ setup: $(STAMP)
 
 # pip, not uv/poetry: only pip finds the torch wheels that lie on this machine's disk.
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip<26"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)

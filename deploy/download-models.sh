@@ -28,7 +28,7 @@ elif command -v doorways > /dev/null; then
     doorways="$(command -v doorways)"
 else
     echo "download-models.sh: no doorways command: install the project first" \
-        "(make setup, or python3.11 -m venv .venv && .venv/bin/pip install -e .)" >&2
+        "(make setup, or python3 -m venv .venv && .venv/bin/pip install -e .)" >&2
     exit 2
 fi
 

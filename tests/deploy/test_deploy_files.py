@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 from bot.settings import Settings, load_settings
 
@@ -170,7 +171,7 @@ def test_hadolint_finds_faults(tmp_path: Path) -> None:
         assert rule in result.stdout
 
 
-def test_base_image_is_pinned_python_311(dockerfile: list[Instruction]) -> None:
+def test_base_image_is_a_pinned_supported_python(dockerfile: list[Instruction]) -> None:
     for ins in dockerfile:
         if ins.keyword != "FROM":
             continue
@@ -180,8 +181,11 @@ def test_base_image_is_pinned_python_311(dockerfile: list[Instruction]) -> None:
         assert name and tag, f"line {ins.line}: {image} has no tag"
         assert tag != "latest", f"line {ins.line}: {image} is not pinned"
     final = last_stage(dockerfile)[0].args
-    # pyproject.toml pins Python 3.11: the image's Python must be that one.
-    assert re.search(r"\bpython:3\.11[.\-]", final), final
+    # The image's Python must be one that pyproject.toml's requires-python allows.
+    found = re.search(r"\bpython:(3\.\d+)[.\-]", final)
+    assert found, f"{final}: not an official python image with a version tag"
+    version, supported = found.group(1), SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert f"{version}.0" in supported, f"{final}: Python {version} is not {supported}"
 
 
 def test_runs_as_a_non_root_user(dockerfile: list[Instruction]) -> None:

@@ -221,9 +221,20 @@ def test_names_and_images_that_are_fine(tmp_path: Path) -> None:
 
 def test_malformed_files_say_what_and_where() -> None:
     """JSON errors with line and column; wrong shapes and types name the field."""
+    # A comma after the last item: one message, at the comma, on every Python (3.13's json
+    # words it and places it differently from 3.11's and 3.12's).
+    comma = "a comma after the last item (JSON allows none)"
     assert problems('{"text": ["a dog"],\n "each": [1],}') == [
-        "not valid JSON: line 2, column 14: Expecting property name enclosed in double quotes "
-        "(a comma after the last item?)"
+        f"not valid JSON: line 2, column 13: {comma}"
+    ]
+    assert problems('{"text": ["a dog", "a cat" ,\n\t]}') == [
+        f"not valid JSON: line 1, column 28: {comma}"
+    ]
+    assert problems('{"text": ["a dog"],') == [
+        "not valid JSON: line 1, column 20: Expecting property name enclosed in double quotes"
+    ]
+    assert problems('{"text": ["a dog",, "a cat"]}') == [
+        "not valid JSON: line 1, column 19: Expecting value"
     ]
     assert problems('["a dog"]') == [
         "a task file is one JSON object in curly braces {...}, not a list"

@@ -293,7 +293,7 @@ async def test_files_that_are_not_task_files_are_refused_clearly(world: World) -
     person = world.user()
     cases = [
         (Upload("notes.txt", b"paint me a door"), "not valid JSON: line 1, column 1"),
-        (Upload("trailing.json", b'{"text": ["a"],}'), "(a comma after the last item?)"),
+        (Upload("trailing.json", b'{"text": ["a"],}'), "column 15: a comma after the last item"),
         (Upload("list.json", b"[1, 2]"), "one JSON object in curly braces {...}, not a list"),
         (
             Upload("big.json", b" " * 70_000),
