@@ -6,6 +6,8 @@ same wherever they are sent from.
 
 from __future__ import annotations
 
+from discord.utils import escape_markdown
+
 from bot.store import Job
 from engine.prompts import render_prompts
 from engine.worker import Progress
@@ -43,12 +45,29 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+def echo(text: str) -> str:
+    """A person's words as Discord should show them: Markdown escaped, so `*bright*` stays
+    `*bright*` instead of turning italic (and a backtick opens no code)."""
+    return escape_markdown(text)
+
+
+def code(text: str) -> str:
+    """A person's words as inline code (nothing inside is Markdown), or escaped when they
+    hold a backtick, which would end the code early."""
+    return echo(text) if "`" in text else f"`{text}`"
+
+
+def prompt_text(job: Job, limit: int = PROMPT_SHOWN) -> str:
+    """The job's prompt, shortened to `limit` characters, escaped for Discord."""
+    prompt = render_prompts(job.request.prompts)
+    if len(prompt) > limit:
+        prompt = prompt[: limit - 1] + "…"
+    return echo(prompt)
+
+
 def headline(job: Job) -> str:
     """`**#12** · entrance to heaven … | entrance to hell …` (the prompt shortened if long)."""
-    prompt = render_prompts(job.request.prompts)
-    if len(prompt) > PROMPT_SHOWN:
-        prompt = prompt[: PROMPT_SHOWN - 1] + "…"
-    return f"**#{job.id}** · {prompt}"
+    return f"**#{job.id}** · {prompt_text(job)}"
 
 
 def _with_notes(lines: list[str], job: Job) -> str:
@@ -63,10 +82,14 @@ def queued_text(job: Job, position: int, wait_s: float) -> str:
     return _with_notes([headline(job), f"{line} · {size}"], job)
 
 
-def running_text(job: Job, progress: Progress | None = None) -> str:
-    """The status while painting: bar, iteration/total and time left."""
+def running_text(
+    job: Job, progress: Progress | None = None, *, loading_models: bool = False
+) -> str:
+    """The status while painting: bar, iteration/total and time left; before the first
+    iteration, whether the worker is loading models first."""
     if progress is None:
-        return _with_notes([headline(job), "Painting… (loading models)"], job)
+        starting = "Painting… (loading models)" if loading_models else "Painting…"
+        return _with_notes([headline(job), starting], job)
     percent = 100 * progress.iteration // max(progress.total, 1)
     left = format_duration(progress.eta_s) + " left"
     line = (

@@ -158,5 +158,6 @@ def parse_target(text: str) -> tuple[int, int | None, int | None]:
     if number.isdigit() and len(number) <= 20:
         return int(number), None, None
     raise JobNotFound(
-        f"Give a job number (like `12`) or a message link (Copy Message Link), not {text!r}."
+        "Give a job number (like `12`) or a message link (Copy Message Link), not "
+        f"{messages.echo(repr(text))}."
     )

@@ -20,6 +20,7 @@ from bot.settings import HARD_MAX_ITERATIONS, Settings
 from bot.store import PENDING, Job, NewJob, Store, Waiting, count_jobs, insert_job, place_in_line
 from engine import memory
 from engine.prompts import render_prompts
+from engine.registry import DEFAULT_FACTOR, token_grid, vqgan_factor
 from engine.request import Request
 
 DAY = 86_400.0
@@ -119,12 +120,25 @@ def _most(current: int | None, override: int | None) -> int | None:
 # Fitting a request to the limits -----------------------------------------------------------------
 
 
-def fit_size(width: int, height: int, max_area: int | None) -> tuple[int, int]:
-    """The size, scaled down (same aspect) to at most `max_area` pixels if it is bigger."""
-    if max_area is None or width * height <= max_area:
-        return width, height
-    scale = math.sqrt(max_area / (width * height))
-    return max(16, math.floor(width * scale)), max(16, math.floor(height * scale))
+def fit_size(
+    width: int, height: int, max_area: int | None, factor: int = DEFAULT_FACTOR
+) -> tuple[int, int]:
+    """The size a picture is painted at: whole tokens of `factor` pixels (the VQGAN's grid, as
+    the engine rounds), scaled down to at most `max_area` pixels when it is bigger, keeping
+    the aspect as near as the grid allows (one token a side at the least)."""
+    grid = token_grid((width, height), factor)
+    if max_area is not None and grid[0] * grid[1] * factor**2 > max_area:
+        scale = math.sqrt(max_area / (width * height))
+        across, down = width * scale / factor, height * scale / factor
+        ways = {
+            (max(1, round_x(across)), max(1, round_y(down)))
+            for round_x in (round, math.floor)
+            for round_y in (round, math.floor)
+        }
+        fitting = [w for w in ways if w[0] * w[1] * factor**2 <= max_area] or [min(ways)]
+        aspect = width / height
+        grid = min(fitting, key=lambda w: (abs(math.log(w[0] / w[1] / aspect)), -w[0] * w[1]))
+    return grid[0] * factor, grid[1] * factor
 
 
 def size_for_aspect(aspect: str, max_area: int, *, max_side: int = 4096) -> tuple[int, int]:
@@ -154,13 +168,15 @@ def fit_request(request: Request, limits: Limits) -> tuple[Request, list[str]]:
         )
         request = request.replace(iterations=limits.max_iterations)
     width, height = request.size
-    fitted = fit_size(width, height, limits.max_area)
-    if fitted != (width, height):
+    fitted = fit_size(width, height, limits.max_area, vqgan_factor(request.vqgan))
+    if limits.max_area is not None and width * height > limits.max_area:
         notes.append(
             f"{width}×{height} is over the size limit here ({limits.max_size_text}): "
-            f"scaled to {fitted[0]}×{fitted[1]}."
+            f"painted at {fitted[0]}×{fitted[1]}."
         )
-        request = request.replace(size=fitted)
+    # The size that comes out (whole VQGAN tokens): what the status, the call string and the
+    # PNG all say.
+    request = request.replace(size=fitted)
     return request, notes
 
 

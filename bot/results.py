@@ -57,8 +57,8 @@ class DiscordReporter:
 
     # The scheduler's Reporter protocol -----------------------------------------------------------
 
-    def started(self, job: Job) -> None:
-        self.publisher.show(job.id, messages.running_text(job))
+    def started(self, job: Job, loading_models: bool) -> None:
+        self.publisher.show(job.id, messages.running_text(job, loading_models=loading_models))
 
     def progress(self, job: Job, event: Progress) -> None:
         self.publisher.show(job.id, messages.running_text(job, event), event.preview_png)

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from bot import rules
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
+from bot.speed import Speed
 from bot.store import MAX_ATTEMPTS, Job, Store, Waiting, fair_order
 from engine import worker as engine_worker
 from engine.tasks import partial_output, place_numbered
@@ -79,7 +80,7 @@ class Batch(Protocol):
 class Reporter(Protocol):
     """Tells people what happens to their jobs (bot.results.DiscordReporter)."""
 
-    def started(self, job: Job) -> None: ...
+    def started(self, job: Job, loading_models: bool) -> None: ...
     def progress(self, job: Job, event: Progress) -> None: ...
     def requeued(self, job: Job) -> None: ...
     async def deliver(self, job: Job) -> None: ...
@@ -126,7 +127,7 @@ class Scheduler:
     outputs:
         Folder for the PNGs (`job-<id>.png`; task files' in `tasks/<user id>/`).
     seconds_per_iteration:
-        The wait estimate per iteration until jobs have been timed.
+        The wait estimate per iteration until jobs have been timed (then: measured, per size).
     """
 
     def __init__(
@@ -142,8 +143,7 @@ class Scheduler:
         self.pool = pool
         self.reporter = reporter
         self.outputs = outputs
-        self.default_per_iteration = seconds_per_iteration
-        self.per_iteration = seconds_per_iteration
+        self.speed = Speed(seconds_per_iteration)
         self.worker_ready = False
         self.worker_error: str | None = None
         self.paused = False  # /admin pause everywhere: the running job finishes, nothing new
@@ -175,7 +175,7 @@ class Scheduler:
             log.warning("job %s was interrupted twice: failed", job.id)
         for job in await self.store.undelivered():
             self._deliver(job)
-        self.per_iteration = await self.store.seconds_per_iteration() or self.per_iteration
+        await self._measure()
         self.paused = await rules.is_paused(self.store)
         self.paused_guilds = await rules.paused_guilds(self.store)
         self._tasks = [
@@ -251,7 +251,11 @@ class Scheduler:
         current = self._running.get(job.id)
         if current is not None and current.progress is not None:
             return current.progress.eta_s
-        return job.iterations * self.per_iteration
+        return job.iterations * self.speed.per_iteration(job.width, job.height)
+
+    async def _measure(self) -> None:
+        """Take the speeds at each size from the jobs painted lately (for estimates)."""
+        self.speed = Speed(self.speed.default, await self.store.timings())
 
     # Pausing (/admin pause and resume; kept in the database across restarts) ------------------
 
@@ -439,7 +443,7 @@ class Scheduler:
         if isinstance(event, Started):
             current.started = True
             await self.store.mark_started(job_id, event.at)
-            self.reporter.started(current.job)
+            self.reporter.started(current.job, event.loads_models)
         elif isinstance(event, Progress):
             current.progress = event
             self.reporter.progress(current.job, event)
@@ -459,7 +463,7 @@ class Scheduler:
                 total_s=event.total_s,
             )
             self._next(job_id)
-            self.per_iteration = await self.store.seconds_per_iteration() or self.per_iteration
+            await self._measure()
             if job is not None:
                 log.info("job %s done in %.1f s", job_id, event.total_s)
                 self._deliver(job)

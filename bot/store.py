@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
+from bot.speed import Timing
 from engine.request import Request
 
 log = logging.getLogger(__name__)
@@ -192,19 +193,17 @@ class Store:
         async with self.lock:
             return await place_in_line(self.db, job_id)
 
-    async def seconds_per_iteration(self, recent: int = 20) -> float | None:
-        """Mean seconds per iteration of the last `recent` finished jobs (None: none yet)."""
+    async def timings(self, recent: int = 50) -> list[Timing]:
+        """Size, painting seconds (loading left out) and iterations of the last `recent`
+        finished jobs, for wait estimates at each size."""
         async with self.lock:
             cursor = await self.db.execute(
-                "SELECT SUM(total_s - COALESCE(load_s, 0)), SUM(iterations) FROM ("
-                "  SELECT total_s, load_s, iterations FROM jobs"
-                "  WHERE status = 'done' AND total_s IS NOT NULL ORDER BY id DESC LIMIT ?)",
+                "SELECT width * height, total_s - COALESCE(load_s, 0), iterations FROM jobs"
+                " WHERE status = 'done' AND total_s IS NOT NULL ORDER BY id DESC LIMIT ?",
                 (recent,),
             )
-            seconds, iterations = await cursor.fetchone()  # type: ignore[misc]
-        if not iterations or seconds is None or seconds <= 0:
-            return None
-        return float(seconds) / iterations
+            rows = await cursor.fetchall()
+        return [Timing(int(area), float(seconds), int(n)) for area, seconds, n in rows]
 
     async def undelivered(self) -> list[Job]:
         """Finished jobs whose outcome was not posted yet (the bot stopped in between)."""

@@ -20,6 +20,7 @@ from engine import deterministic, losses, timelapse
 from engine.cutouts import render_cutouts, sample_augmentations, sample_cutouts
 from engine.images import read_image
 from engine.models import CLIP, VQGAN
+from engine.registry import token_grid
 from engine.request import Request
 
 
@@ -55,8 +56,7 @@ def with_seed(request: Request) -> Request:
 
 def latent_size(request: Request, factor: int) -> tuple[int, int]:
     """(tokens wide, tokens high): the size rounded to the nearest whole token, at least one."""
-    width, height = request.size
-    return max(1, round(width / factor)), max(1, round(height / factor))
+    return token_grid(request.size, factor)
 
 
 def quantize(z: Tensor, codebook: Tensor) -> Tensor:

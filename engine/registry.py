@@ -97,6 +97,25 @@ def is_known_model(kind: str, name: str) -> bool:
     return name == "tiny" or (not name.startswith("random:") and Path(name).expanduser().is_file())
 
 
+DEFAULT_FACTOR = 16  # pixels per latent token side of the f16 VQGANs and of tiny
+
+
+def vqgan_factor(name: str) -> int:
+    """Pixels per latent token side of VQGAN `name` (16 for the f16 models, 8 for f8): pictures
+    come out in whole tokens. A file outside the registry is taken as f16, the usual kind."""
+    entry = _read_registry().get(name.removeprefix("random:"))
+    if entry is None or entry["kind"] != "vqgan":
+        return DEFAULT_FACTOR
+    return int(2 ** (len(entry["params"]["ddconfig"]["ch_mult"]) - 1))
+
+
+def token_grid(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """(tokens wide, tokens high) for a picture of `size` pixels: each side rounded to whole
+    tokens of `factor` pixels, at least one. The picture comes out that many tokens × factor."""
+    width, height = size
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
 def _entry(name: str) -> dict[str, Any]:
     try:
         return _read_registry()[name]

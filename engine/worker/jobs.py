@@ -41,6 +41,7 @@ class Started:
     type: ClassVar[str] = "started"
     job_id: str
     at: float  # wall-clock time.time()
+    loads_models: bool = False  # its models are not resident: loading them comes first
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,12 @@ class ModelCache:
             if entry is not None
         )
 
+    def resident(self, vqgan_name: str, clip_name: str) -> bool:
+        """Whether both models are loaded already (a job with them starts at once)."""
+        device = str(self.device)
+        vqgan_ready = self.vqgan is not None and self.vqgan[0] == (vqgan_name, device)
+        return vqgan_ready and self.clip is not None and self.clip[0] == (clip_name, device)
+
     def get(self, vqgan_name: str, clip_name: str) -> tuple[VQGAN, CLIP]:
         """The two models, loading (after freeing the one it replaces) what is not resident."""
         from engine import models, registry
@@ -235,7 +241,7 @@ class Painter:
         if cancelled():
             yield Cancelled(job.job_id)
             return
-        yield Started(job.job_id, time.time())
+        yield Started(job.job_id, time.time(), self._loads_models(job))
         try:
             outcome = yield from self._paint(job, cancelled, inputs or {})
         except Exception as error:
@@ -255,6 +261,13 @@ class Painter:
             free_memory(self.device)
         yield outcome
         log.info("job %s: %s", job.job_id, type(outcome).__name__.lower())
+
+    def _loads_models(self, job: Job) -> bool:
+        try:
+            request = Request.from_json(job.request_json)
+        except (ValueError, TypeError):
+            return False  # it fails at once, loading nothing
+        return not self.models.resident(request.vqgan, request.clip)
 
     def _paint(
         self, job: Job, cancelled: Callable[[], bool], inputs: Mapping[str, str]

@@ -145,10 +145,10 @@ def test_channel_allow_list() -> None:
 def test_fit_request_clamps_with_notes_and_refuses_long_prompts() -> None:
     request = Request(prompts=(Prompt("a door"),), size=(512, 256), iterations=500)
     fitted, notes = fit_request(request, LIMITS)
-    assert fitted.iterations == 100 and fitted.size == (90, 45)
+    assert fitted.iterations == 100 and fitted.size == (80, 48)  # whole 16-pixel tokens
     assert notes == [
         "500 iterations is over the limit here: clamped to 100.",
-        "512×256 is over the size limit here (4,096 pixels): scaled to 90×45.",
+        "512×256 is over the size limit here (4,096 pixels): painted at 80×48.",
     ]
     assert fit_request(fitted, LIMITS) == (fitted, [])
     with pytest.raises(BadOptions, match="55 characters long"):
@@ -164,10 +164,17 @@ def test_size_for_aspect(aspect: str, area: int, expected: tuple[int, int]) -> N
     assert (width, height) == expected and width * height <= area
 
 
-def test_fit_size_keeps_small_sizes_and_the_aspect() -> None:
-    assert fit_size(100, 50, None) == (100, 50) and fit_size(60, 60, 4096) == (60, 60)
+def test_fit_size_is_the_painted_size_within_the_limit() -> None:
+    """The size that comes out: whole VQGAN tokens (16 px, or 8 for an f8 model), as the
+    engine rounds; over the limit, scaled down within it, keeping the aspect near."""
+    assert fit_size(96, 48, None) == (96, 48) and fit_size(100, 50, None) == (96, 48)
+    assert fit_size(60, 60, 4096) == (64, 64) and fit_size(450, 300, None) == (448, 304)
+    assert fit_size(90, 50, None) == (96, 48) and fit_size(90, 50, None, factor=8) == (88, 48)
+    assert fit_size(181, 90, 128 * 128) == (176, 80)  # 176×96 would be over 16,384 pixels
     width, height = fit_size(4096, 1024, 135_000)
-    assert width * height <= 135_000 and abs(width / height - 4) < 0.05
+    assert width % 16 == height % 16 == 0
+    assert width * height <= 135_000 and abs(width / height - 4) < 0.1
+    assert fit_size(64, 64, 100) == (16, 16)  # one token a side at the least
 
 
 async def set_status(store: Store, job_id: int, status: str) -> None:

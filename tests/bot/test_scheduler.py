@@ -14,6 +14,7 @@ import pytest
 
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
 from bot.scheduler import Scheduler
+from bot.speed import Speed
 from bot.store import Job, NewJob, Store
 from engine import worker as engine_worker
 from engine.prompts import Prompt
@@ -88,7 +89,7 @@ class Reporter:
         self.delivered: asyncio.Queue[Job] = asyncio.Queue()
         self.requeued_jobs: list[Job] = []
 
-    def started(self, job: Job) -> None:
+    def started(self, job: Job, loading_models: bool) -> None:
         self.calls.append(("started", job.id))
 
     def progress(self, job: Job, event: Progress) -> None:
@@ -300,7 +301,7 @@ async def test_estimate_uses_progress_and_history(
     store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
 ) -> None:
     scheduler, worker, _ = parts
-    scheduler.per_iteration = 0.5
+    scheduler.speed = Speed(0.5)
     first = await store.add(new_job(owner=1, iterations=100))
     await scheduler.start()
     await worker.next()

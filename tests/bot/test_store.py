@@ -141,7 +141,12 @@ async def test_claim_finish_and_deliver(store: Store) -> None:
     assert await store.undelivered() == []
     again = await store.get(job.id)
     assert again is not None and again.result_message_id == 555
-    assert await store.seconds_per_iteration() == pytest.approx(1.0)  # (11 - 1) / 10
+    [timing] = await store.timings()  # painting took 11 - 1 s (loading left out)
+    assert (timing.area, timing.seconds, timing.iterations) == (
+        job.width * job.height,
+        pytest.approx(10.0),
+        job.iterations,
+    )
 
 
 async def test_delivery_records_where_the_outcome_went(store: Store) -> None:

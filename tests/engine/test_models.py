@@ -113,6 +113,19 @@ def test_is_known_model(tmp_path: Path) -> None:
         registry.is_known_model("gan", "tiny")
 
 
+def test_vqgan_factor_without_loading(tiny_vqgan: VQGAN) -> None:
+    """The bot's size arithmetic reads the factor from the registry, as the model has it."""
+    assert registry.vqgan_factor("tiny") == tiny_vqgan.factor == 16
+    assert registry.vqgan_factor(DEFAULT_VQGAN) == 16
+    assert registry.vqgan_factor("vqgan_gumbel_f8_8192") == 8
+    assert registry.vqgan_factor("random:vqgan_gumbel_f8_8192") == 8
+    assert registry.vqgan_factor("/somewhere/mine.ckpt") == 16  # unknown file: the usual f16
+    assert registry.token_grid((181, 90), 16) == (11, 6) and registry.token_grid((5, 5), 8) == (
+        1,
+        1,
+    )
+
+
 def test_model_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """model_dir() is $DOORWAYS_MODELS when set, else data/models in the repository."""
     monkeypatch.setenv("DOORWAYS_MODELS", str(tmp_path))

@@ -104,7 +104,8 @@ async def worker() -> AsyncIterator[WorkerHandle]:
 @module_loop
 @pytest.mark.timeout(90)
 async def test_three_jobs_run_in_order_and_write_pngs(worker: WorkerHandle, tmp_path: Path) -> None:
-    """Three jobs give Started, Progress…, Done each, one after another, each with its PNG."""
+    """Three jobs give Started, Progress…, Done each, one after another, each with its PNG;
+    only the first one's Started says it loads models."""
     watcher = Watcher(worker)
     requests = {
         "a": tiny_request(),
@@ -120,6 +121,9 @@ async def test_three_jobs_run_in_order_and_write_pngs(worker: WorkerHandle, tmp_
     assert [e.job_id for e in finals] == ["a", "b", "c"]
     # One at a time: each job's events are contiguous.
     assert [e.job_id for e in watcher.seen] == sorted(e.job_id for e in watcher.seen)
+    # The first job loads the models (none were preloaded); the next ones find them resident.
+    started = [e for e in watcher.seen if isinstance(e, Started)]
+    assert [e.loads_models for e in started] == [True, False, False]
     for job_id, request in requests.items():
         events = watcher.of(job_id)
         assert isinstance(events[0], Started) and isinstance(events[-1], Done), events

@@ -1,6 +1,7 @@
 """Command options → an engine Request. The bot checks every value again here (a client need
 not respect the declared ranges and choices, and autocomplete is only a suggestion), and the
-engine's own Request validation runs last; its messages reach the person as they are.
+engine's own Request validation runs last; its messages reach the person as they are, with
+Markdown escaped (they may quote what the person typed).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.errors import BadOptions
+from bot.messages import echo
 from bot.quota import size_for_aspect
 from bot.settings import HARD_MAX_ITERATIONS, Settings
 from engine.entrance import (
@@ -94,19 +96,19 @@ def entrance(
     post's defaults."""
     door = door or "entrance"
     if door not in DOOR_WORDS:
-        raise BadOptions(f"`door` must be one of {', '.join(DOOR_WORDS)}, not {door!r}.")
+        raise BadOptions(f"`door` must be one of {', '.join(DOOR_WORDS)}, not {echo(repr(door))}.")
     text = " ".join(realms.split())
     preset = presets.get(text.lower()) if "|" not in text else None
     if preset is None:
         if "|" not in text:
             raise BadOptions(
                 f"Write two or three realms separated by `|`, like `heaven | hell`, or pick a "
-                f"preset from the list (not {text!r})."
+                f"preset from the list (not {echo(repr(text))})."
             )
         try:
             count = len(split_realms(text))
         except ValueError as error:
-            raise BadOptions(f"{error}.") from None
+            raise _refusal(error) from None
         if count > MAX_REALMS:
             raise BadOptions(f"At most {MAX_REALMS} realms fit one picture here, not {count}.")
     base = ENTRANCE_DEFAULTS.replace(
@@ -121,7 +123,7 @@ def entrance(
             return base.replace(prompts=entrance_prompts(preset.targets, door, style))
         return entrance_request(text, door=door, style=style, base=base)
     except ValueError as error:
-        raise BadOptions(f"{error}.") from None
+        raise _refusal(error) from None
 
 
 def imagine(
@@ -147,7 +149,7 @@ def imagine(
     try:
         prompts = parse_prompts(prompt)
     except ValueError as error:
-        raise BadOptions(f"{error}.") from None
+        raise _refusal(error) from None
     if not prompts:
         raise BadOptions("The prompt is empty: write what to paint, like `a lighthouse`.")
     suffix = style_text(style, "")
@@ -156,16 +158,20 @@ def imagine(
             Prompt(f"{p.text} {suffix}", p.weight) if p.weight > 0 else p for p in prompts
         )
     if aspect is not None and aspect not in ASPECTS:
-        raise BadOptions(f"`aspect` must be one of {', '.join(ASPECTS)}, not {aspect!r}.")
+        raise BadOptions(f"`aspect` must be one of {', '.join(ASPECTS)}, not {echo(repr(aspect))}.")
     width = check_int("width", width, MIN_SIDE, MAX_SIDE)
     height = check_int("height", height, MIN_SIDE, MAX_SIDE)
     size = _size(aspect, width, height, max_area)
     chosen = SYMMETRIES.get(symmetry or "none")
     if chosen is None:
-        raise BadOptions(f"`symmetry` must be one of {', '.join(SYMMETRIES)}, not {symmetry!r}.")
+        raise BadOptions(
+            f"`symmetry` must be one of {', '.join(SYMMETRIES)}, not {echo(repr(symmetry))}."
+        )
     panorama = panorama or "off"
     if panorama not in PANORAMAS:
-        raise BadOptions(f"`panorama` must be one of {', '.join(PANORAMAS)}, not {panorama!r}.")
+        raise BadOptions(
+            f"`panorama` must be one of {', '.join(PANORAMAS)}, not {echo(repr(panorama))}."
+        )
     if lr is not None and not (LR_RANGE[0] <= lr <= LR_RANGE[1]):
         raise BadOptions(f"`lr` must be from {LR_RANGE[0]} to {LR_RANGE[1]}, not {lr!r}.")
     try:
@@ -183,7 +189,7 @@ def imagine(
             **settings.engine_fields(),
         )
     except ValueError as error:
-        raise BadOptions(f"{error}.") from None
+        raise _refusal(error) from None
 
 
 def _size(aspect: str | None, width: int | None, height: int | None, area: int) -> tuple[int, int]:
@@ -200,3 +206,8 @@ def _size(aspect: str | None, width: int | None, height: int | None, area: int) 
     if aspect is None:
         return IMAGINE_DEFAULTS.size
     return size_for_aspect(shape, area)
+
+
+def _refusal(error: ValueError) -> BadOptions:
+    """The engine's message, which may quote the person's text, as Discord should show it."""
+    return BadOptions(f"{echo(str(error))}.")

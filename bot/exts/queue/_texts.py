@@ -8,6 +8,7 @@ from bot.store import Job, Waiting
 from engine.worker import Health
 
 HISTORY = 10  # results /history lists
+SHORT_PROMPT = 80  # characters of a prompt in a list
 
 
 def link(job: Job) -> str | None:
@@ -15,11 +16,6 @@ def link(job: Job) -> str | None:
         return None
     guild = job.guild_id if job.guild_id is not None else "@me"
     return f"https://discord.com/channels/{guild}/{job.channel_id}/{job.result_message_id}"
-
-
-def short_prompt(job: Job, limit: int = 80) -> str:
-    head = messages.headline(job).split(" · ", 1)[1]
-    return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
 def queue_text(
@@ -45,7 +41,9 @@ def queue_text(
     for job, waiting in mine:
         where = "painting now" if job.status == "running" else f"#{waiting.position} in line"
         wait = messages.format_duration(estimate.get(job.id, 0.0))
-        lines.append(f"**#{job.id}** · {where}, ready in {wait} · {short_prompt(job)}")
+        lines.append(
+            f"**#{job.id}** · {where}, ready in {wait} · {messages.prompt_text(job, SHORT_PROMPT)}"
+        )
     return "\n".join(lines)[: messages.MESSAGE_LIMIT]
 
 
@@ -90,7 +88,8 @@ def history_text(jobs: list[Job]) -> str:
     for job in jobs:
         where = link(job)
         shown = f"[#{job.id}]({where})" if where else f"#{job.id}"
-        lines.append(f"{shown}{_delivery(job)} · seed {job.seed} · {short_prompt(job)}")
+        prompt = messages.prompt_text(job, SHORT_PROMPT)
+        lines.append(f"{shown}{_delivery(job)} · seed {job.seed} · {prompt}")
     return "\n".join(lines)[: messages.MESSAGE_LIMIT]
 
 

@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot import rules
 from bot.exts.paint._build import MAX_SIDE, MAX_STYLE, MIN_SIDE, style_text
+from bot.messages import code
 from bot.settings import HARD_MAX_ITERATIONS
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def describe(settings: rules.UserSettings) -> str:
-    style = "the command's default" if settings.style is None else f"`{settings.style or 'none'}`"
+    style = "the command's default" if settings.style is None else code(settings.style or "none")
     size = "the command's default" if settings.size is None else "{}×{}".format(*settings.size)
     iterations = settings.iterations or "the command's default"
     return "\n".join(

@@ -24,7 +24,7 @@ import discord
 
 from bot.errors import BadOptions, DoorwaysError, NotReady
 from bot.jobs import hold_note, roles_of
-from bot.messages import MESSAGE_LIMIT, format_duration
+from bot.messages import MESSAGE_LIMIT, echo, format_duration
 from bot.quota import Limits, admit_all, fit_request
 from bot.rules import apply_rules
 from bot.scheduler import TASK_KIND, task_folder
@@ -254,12 +254,12 @@ def acknowledgement(name: str, prepared: list[Prepared], position: int, wait_s: 
     first = prepared[0].request
     styles = list(dict.fromkeys(p.task_job.style for p in prepared))
     each = total // len(styles)
-    shown = ", ".join(f'"{s}"' if s else "none" for s in styles)
+    shown = ", ".join(f'"{echo(s)}"' if s else "none" for s in styles)
     images = f"{total} image{'s' if total != 1 else ''}"
     lines = [
-        f"**{name}** · {images} queued, #{position} in line, all ready in "
+        f"**{echo(name)}** · {images} queued, #{position} in line, all ready in "
         f"{format_duration(wait_s)}",
-        f"{render_prompts(first.prompts)[:300]}",
+        echo(render_prompts(first.prompts)[:300]),
         f"style{'s' if len(styles) != 1 else ''} {shown} × each {each} · "
         f"{first.size[0]}×{first.size[1]}, {first.iterations} iterations",
         *(f"-# {note}" for note in prepared[0].notes),

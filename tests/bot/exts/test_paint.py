@@ -134,7 +134,7 @@ async def test_autocomplete_offers_presets(world: World) -> None:
         world.fake, person, "entrance", {"realms": "summer-winter", "iterations": 2}
     )
     assert picked.original is not None and not picked.ephemeral
-    assert "entrance to the summer realm by James Gurney | entrance to the winter realm" in (
+    assert "entrance to the summer realm by James Gurney \\| entrance to the winter realm" in (
         picked.original.content
     )
 
@@ -159,13 +159,16 @@ async def test_entrance_is_acknowledged_then_painted_and_posted(world: World) ->
     assert status is not None
     job_id = job_id_of(status)
     assert "#1 in line, ready in" in status.content
-    assert "entrance to heaven by James Gurney | entrance to hell by James Gurney" in status.content
-    assert "scaled to 90×45" in status.content  # 512×256 is over this module's 64×64 area
+    # The prompt as typed, Markdown escaped (a | would read as half a spoiler mark).
+    assert "entrance to heaven by James Gurney \\| entrance to hell by James Gurney" in (
+        status.content
+    )
+    assert "painted at 80×48" in status.content  # 512×256 is over this module's 64×64 area
 
     result = await result_of(fake, handle)
     assert f"<@{person.id}>" in result.content and person.id in result.mention_ids
     assert f"job **#{job_id}**" in result.content and "(seed 3)" in result.content
-    assert png_size(result) == (96, 48)  # 90×45 on the VQGAN's 16-pixel grid
+    assert png_size(result) == (80, 48)  # the size the status said
     request = Request.from_call_string(call_string(result))
 
     async def delivered() -> Job | None:
@@ -175,7 +178,7 @@ async def test_entrance_is_acknowledged_then_painted_and_posted(world: World) ->
     job = await eventually(delivered)
     assert job.status == "done" and job.result_message_id == result.id
     assert request.replace(preview_every=0) == job.request.replace(preview_every=0)
-    assert request.seed == 3 and request.iterations == 6 and request.size == (90, 45)
+    assert request.seed == 3 and request.iterations == 6 and request.size == (80, 48)
     assert [p.text for p in request.prompts] == [
         "entrance to heaven by James Gurney",
         "entrance to hell by James Gurney",
@@ -208,10 +211,12 @@ async def test_imagine_clamps_iterations_and_size_and_says_so(world: World) -> N
     status = handle.original
     assert status is not None
     assert "50 iterations is over the limit here: clamped to 8." in status.content
-    assert "512×256 is over the size limit here (4,096 pixels): scaled to 90×45." in status.content
+    assert "512×256 is over the size limit here (4,096 pixels): painted at 80×48." in (
+        status.content
+    )
     result = await result_of(fake, handle)
     request = Request.from_call_string(call_string(result))
-    assert (request.iterations, request.size, request.seed, request.lr) == (8, (90, 45), 5, 0.05)
+    assert (request.iterations, request.size, request.seed, request.lr) == (8, (80, 48), 5, 0.05)
     assert request.mirror == 0.5 and request.semantic_weight == 0.1 and request.tone_weight == 1
     assert "clamped to 8" in result.content  # the notes come along with the result
 

@@ -131,8 +131,8 @@ async def test_task_file_images_are_queued_painted_and_posted(world: World) -> N
     assert handle.original.content.startswith("Queued: `lighthouse.json`, 2 image(s), jobs #")
     status = status_of(handle)
     assert "**lighthouse.json** · 2 images queued, #1 in line, all ready in" in status.content
-    assert 'styles none, "Banksy" × each 1 · 78×52, 2 iterations' in status.content
-    assert "450×300 is over the size limit here (4,096 pixels): scaled to 78×52." in (
+    assert 'styles none, "Banksy" × each 1 · 80×48, 2 iterations' in status.content
+    assert "450×300 is over the size limit here (4,096 pixels): painted at 80×48." in (
         status.content
     )
     assert "The task file's cutn (64) is not used here" in status.content
@@ -151,8 +151,8 @@ async def test_task_file_images_are_queued_painted_and_posted(world: World) -> N
         ("a lighthouse",),
         ("a lighthouse in the style of Banksy",),
     ]
-    assert all((r.seed, r.iterations, r.size, r.cutn) == (7, 2, (78, 52), 2) for r in requests)
-    assert all(png_size(m) == (80, 48) for m in posted)  # 78×52 on the VQGAN's 16-pixel grid
+    assert all((r.seed, r.iterations, r.size, r.cutn) == (7, 2, (80, 48), 2) for r in requests)
+    assert all(png_size(m) == (80, 48) for m in posted)  # the size the status said
     assert all(f"<@{person.id}>" in m.content for m in posted)
     assert any('lighthouse.json: image 2 of 2 (style "Banksy", repetition 1)' in m.content
                for m in posted)  # fmt: skip
