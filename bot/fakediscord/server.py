@@ -39,6 +39,8 @@ from .state import (
     Upload,
     User,
     World,
+    has_permissions,
+    needed_permissions_text,
     walk_components,
 )
 
@@ -657,9 +659,10 @@ class FakeDiscord:
         needed = command.get("default_member_permissions")
         if needed is not None and not channel.is_dm:
             perms = self.world.permissions(user, channel)
-            if perms & int(needed) != int(needed):
+            if not has_permissions(perms, int(needed)):
                 raise PermissionError(
-                    f"{user.username} lacks the permissions {int(needed)} that {name!r} needs"
+                    f"{user.username} cannot use /{name}: it needs "
+                    f"{needed_permissions_text(int(needed))}"
                 )
         return command
 

@@ -132,6 +132,51 @@ DM_PERMISSIONS = (
     | Permission.USE_APPLICATION_COMMANDS
 )
 
+# What Discord's client calls each permission, for refusals a person reads.
+PERMISSION_NAMES = {
+    Permission.CREATE_INSTANT_INVITE: "Create Invite",
+    Permission.KICK_MEMBERS: "Kick Members",
+    Permission.BAN_MEMBERS: "Ban Members",
+    Permission.ADMINISTRATOR: "Administrator",
+    Permission.MANAGE_CHANNELS: "Manage Channels",
+    Permission.MANAGE_GUILD: "Manage Server",
+    Permission.ADD_REACTIONS: "Add Reactions",
+    Permission.VIEW_AUDIT_LOG: "View Audit Log",
+    Permission.VIEW_CHANNEL: "View Channel",
+    Permission.SEND_MESSAGES: "Send Messages",
+    Permission.MANAGE_MESSAGES: "Manage Messages",
+    Permission.EMBED_LINKS: "Embed Links",
+    Permission.ATTACH_FILES: "Attach Files",
+    Permission.READ_MESSAGE_HISTORY: "Read Message History",
+    Permission.MENTION_EVERYONE: "Mention Everyone",
+    Permission.USE_EXTERNAL_EMOJIS: "Use External Emojis",
+    Permission.CHANGE_NICKNAME: "Change Nickname",
+    Permission.MANAGE_ROLES: "Manage Roles",
+    Permission.USE_APPLICATION_COMMANDS: "Use Application Commands",
+    Permission.SEND_MESSAGES_IN_THREADS: "Send Messages in Threads",
+}
+
+
+def needed_permissions_text(bits: int) -> str:
+    """`the Manage Server permission`, `the Ban Members and Manage Server permissions`, as a
+    person reads a command's default_member_permissions ("0": administrators only)."""
+    if bits == 0:
+        return "the Administrator permission"
+    names = [name for flag, name in PERMISSION_NAMES.items() if bits & flag]
+    unknown = bits & ~sum(PERMISSION_NAMES)
+    if unknown:
+        names.append(f"permission bits {unknown}")
+    if len(names) == 1:
+        return f"the {names[0]} permission"
+    return f"the {', '.join(names[:-1])} and {names[-1]} permissions"
+
+
+def has_permissions(permissions: int, needed: int) -> bool:
+    """Whether ``permissions`` meet a command's default_member_permissions ("0": admins)."""
+    if needed == 0:
+        return bool(permissions & Permission.ADMINISTRATOR)
+    return permissions & needed == needed
+
 
 class ChannelType(enum.IntEnum):
     GUILD_TEXT = 0

@@ -1,16 +1,26 @@
-// The Doorways playground page: one Discord channel, drawn from the local fake Discord's state
-// and its change feed. Everything a person does is a POST to the playground's API, which acts
-// through the fake's driver; the real bot answers over the real protocols.
+// The Doorways playground page: a Discord channel and the person's direct messages, drawn from
+// the local fake Discord's state and its changes, which come over one WebSocket per tab.
+// Everything a person does is a request on that socket; the playground acts through the
+// fake's driver and the real bot answers over the real protocols.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, people: [], commands: [], messages: new Map(), bot: null };
 const REACTIONS = ["🎲", "✉️", "👍", "❤️", "😂", "🔥"];
 const COLORS = ["#5865f2", "#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6"];
-let events = null;
+const DISCORD_EPOCH = 1420070400000n;
+const NOT_RUNNING = "The playground is not running — start it with `make run`.";
+const state = {
+  me: null, people: [], roles: [], commands: [], hidden: [], messages: new Map(),
+  channel: null, dm: null, guild: null, view: "channel", bot: null, timeoutMs: 10000, unread: 0,
+};
 let notices = 0;
 
-// --- who am I -------------------------------------------------------------------------------
+// --- the socket -----------------------------------------------------------------------------
+
+let socket = null;
+let nextRequest = 1;
+let retries = 0;
+const requests = new Map();  // id -> {resolve, reject, timer}
 
 function currentUser() {
   const asked = new URLSearchParams(location.search).get("user");
@@ -18,86 +28,200 @@ function currentUser() {
   return sessionStorage.getItem("doorways-user") || "ada";
 }
 
-async function api(path, body) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user: state.me.name, ...body }),
-  });
-  let data = {};
-  try { data = await response.json(); } catch (e) { data = { error: response.statusText }; }
-  if (!response.ok || data.error) throw new Error(data.error || response.statusText);
-  return data;
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/socket?user=${encodeURIComponent(currentUser())}`);
+  socket = ws;
+  ws.onmessage = (e) => { if (ws === socket) receive(JSON.parse(e.data)); };
+  ws.onclose = () => {
+    if (ws !== socket) return;  // replaced on purpose (another person chosen)
+    socket = null;
+    setOffline(true);
+    for (const [id, pending] of requests) { clearTimeout(pending.timer); pending.reject(new Error(NOT_RUNNING)); requests.delete(id); }
+    setTimeout(connect, Math.min(5000, 500 * 2 ** retries++));
+  };
 }
 
-async function load() {
-  const response = await fetch(`/api/state?user=${encodeURIComponent(currentUser())}`);
-  const data = await response.json();
-  if (data.error) { sessionStorage.removeItem("doorways-user"); return load(); }
-  state.me = data.me; state.people = data.people; state.commands = data.commands;
-  state.messages = new Map(data.messages.map((m) => [m.id, m]));
+function reconnect() {
+  const old = socket;
+  socket = null;
+  if (old) old.close();
+  connect();
+}
+
+function receive(event) {
+  if (event.kind === "state") { retries = 0; setOffline(false); load(event); }
+  else if (event.kind === "unknown_person") { sessionStorage.removeItem("doorways-user"); reconnect(); }
+  else if (event.kind === "message") upsert(event.message);
+  else if (event.kind === "delete") remove(event.id);
+  else if (event.kind === "commands") { state.commands = event.commands; state.hidden = event.hidden; updateComposer(); }
+  else if (event.kind === "bot") setBot(event.connected);
+  else if (event.kind === "reply") {
+    const pending = requests.get(event.id);
+    if (!pending) return;
+    requests.delete(event.id);
+    clearTimeout(pending.timer);
+    if (event.error) pending.reject(new Error(event.error));
+    else pending.resolve(event);
+  }
+}
+
+// One request on the socket; its reply, or an error a person can read.
+function request(action, body) {
+  return new Promise((resolve, reject) => {
+    if (!socket || socket.readyState !== WebSocket.OPEN || !state.me) { reject(new Error(NOT_RUNNING)); return; }
+    const id = nextRequest++;
+    const seconds = Math.round(state.timeoutMs / 1000);
+    const timer = setTimeout(() => {
+      requests.delete(id);
+      reject(new Error(`No answer within ${seconds} s: the playground or the bot is stuck (its terminal may say why). Try again.`));
+    }, state.timeoutMs);
+    requests.set(id, { resolve, reject, timer });
+    socket.send(JSON.stringify({ id, action, ...body }));
+  });
+}
+
+function setOffline(offline) {
+  const bar = $("offline");
+  bar.hidden = !offline;
+  bar.innerHTML = offline ? `${markdown(NOT_RUNNING)} <span class="muted">Reconnecting…</span>` : "";
+  if (offline) setBot(false);
+}
+
+function load(data) {
+  const switched = !state.me || state.me.name !== data.me.name;
+  state.me = data.me; state.people = data.people; state.roles = data.roles;
+  state.commands = data.commands; state.hidden = data.hidden; state.timeoutMs = data.timeout_ms;
+  state.channel = data.channel; state.dm = data.dm; state.guild = data.guild;
+  const local = [...state.messages.values()].filter((m) => m.local && !switched);
+  state.messages = new Map([...data.messages, ...local].map((m) => [m.id, m]));
+  if (switched) { state.unread = 0; state.view = "channel"; }
   $("channel-name").textContent = data.channel.name;
-  $("guild-name").textContent = data.guild;
-  document.title = `#${data.channel.name} · Doorways playground`;
+  $("guild-name").textContent = data.guild.name;
   setBot(data.bot.connected, data.bot.name);
   const banner = $("banner");
   banner.hidden = !data.banner.text;
   banner.textContent = data.banner.text || "";
-  const select = $("user-select");
-  select.replaceChildren(...state.people.map((p) => {
+  $("user-select").replaceChildren(...state.people.map((p) => {
     const option = new Option(p.name + (p.admin ? " (admin: Manage Server)" : ""), p.name);
     option.selected = p.name === state.me.name;
     return option;
   }));
-  renderAll(true);
-  listen();
+  show(state.view);
 }
 
 function setBot(connected, name) {
   state.bot = name || state.bot;
   const status = $("bot-status");
-  status.textContent = `${state.bot} ${connected ? "online" : "offline"}`;
+  status.textContent = `${state.bot || "the bot"} ${connected ? "online" : "offline"}`;
   status.classList.toggle("online", connected);
 }
 
-function listen() {
-  if (events) events.close();
-  events = new EventSource(`/api/events?user=${encodeURIComponent(state.me.name)}`);
-  let opened = false;
-  events.onopen = () => { if (opened) load(); opened = true; };  // catch up after a reconnect
-  events.onmessage = (e) => {
-    const event = JSON.parse(e.data);
-    if (event.kind === "message") { state.messages.set(event.message.id, event.message); render(event.message); }
-    else if (event.kind === "delete") { state.messages.delete(event.id); $(`m${event.id}`)?.remove(); }
-    else if (event.kind === "commands") { state.commands = event.commands; updateComposer(); }
-    else if (event.kind === "bot") setBot(event.connected);
-  };
+// --- places: the channel and the direct messages --------------------------------------------
+
+function viewChannelId() {
+  return state.view === "dm" ? state.dm.id : state.channel.id;
 }
 
+function show(view) {
+  state.view = view;
+  if (view === "dm") state.unread = 0;
+  $("to-channel").classList.toggle("active", view === "channel");
+  $("to-dm").classList.toggle("active", view === "dm");
+  $("view-icon").textContent = view === "dm" ? "✉️" : "#";
+  $("view-name").textContent = view === "dm" ? `${state.bot} · Direct messages` : state.channel.name;
+  $("view-note").textContent = view === "dm" ? `only ${state.me.name} and ${state.bot} see these` : state.guild.name;
+  document.title = `${view === "dm" ? "Direct messages" : "#" + state.channel.name} · Doorways playground`;
+  const input = $("input");
+  input.disabled = view === "dm";
+  input.placeholder = view === "dm"
+    ? `${state.bot}'s commands work in #${state.channel.name}; here it sends you pictures and answers`
+    : "Type / for commands: /entrance heaven | hell";
+  updateUnread();
+  renderAll();
+}
+
+function updateUnread() {
+  const badge = $("dm-unread");
+  badge.hidden = !state.unread;
+  badge.textContent = String(state.unread);
+}
+
+$("to-channel").onclick = () => show("channel");
+$("to-dm").onclick = () => show("dm");
+
+// --- following the bottom, like Discord -----------------------------------------------------
+
+const scroller = $("messages");
+let stuck = true;  // at the bottom: stay there as messages come and pictures load
+
+function atBottom() {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 8;
+}
+
+function toBottom() {
+  scroller.scrollTop = scroller.scrollHeight;
+  stuck = true;
+  $("jump").hidden = true;
+}
+
+scroller.addEventListener("scroll", () => {
+  stuck = atBottom();
+  if (stuck) $("jump").hidden = true;
+});
+// Pictures that finish loading, edits that grow: stay at the bottom if there; otherwise the
+// browser's scroll anchoring keeps what is being read in place.
+new ResizeObserver(() => { if (stuck) toBottom(); }).observe($("list"));
+$("jump").onclick = toBottom;
+
 // --- messages -------------------------------------------------------------------------------
+
+// Messages sort by snowflake (time); a local notice carries one made from its own time.
+function orderOf(m) {
+  return m.order || m.id;
+}
 
 function compareIds(a, b) {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-function renderAll(scroll) {
-  const list = $("messages");
-  list.replaceChildren();
-  [...state.messages.values()].sort((a, b) => compareIds(a.id, b.id)).forEach((m) => render(m, false));
-  if (scroll) list.scrollTop = list.scrollHeight;
+function upsert(m) {
+  const isNew = !state.messages.has(m.id);
+  state.messages.set(m.id, m);
+  if (m.channel_id !== viewChannelId()) {
+    if (isNew && m.channel_id === state.dm.id) { state.unread++; updateUnread(); }
+    return;
+  }
+  render(m, isNew);
 }
 
-function render(m, scroll = true) {
-  const list = $("messages");
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
+function remove(id) {
+  state.messages.delete(id);
+  $(`m${id}`)?.remove();
+}
+
+function renderAll() {
+  const here = viewChannelId();
+  $("list").replaceChildren(...[...state.messages.values()]
+    .filter((m) => m.channel_id === here)
+    .sort((a, b) => compareIds(orderOf(a), orderOf(b)))
+    .map(messageNode));
+  toBottom();
+}
+
+function render(m, isNew) {
+  const wasStuck = stuck;
+  const list = $("list");
   const node = messageNode(m);
   const old = $(`m${m.id}`);
   if (old) old.replaceWith(node);
   else {
-    const after = [...list.children].find((c) => c.dataset.id && compareIds(c.dataset.id, m.id) > 0);
+    const key = orderOf(m);
+    const after = [...list.children].find((c) => compareIds(c.dataset.order, key) > 0);
     list.insertBefore(node, after || null);
   }
-  if (scroll && nearBottom) list.scrollTop = list.scrollHeight;
+  if (wasStuck) toBottom();
+  else if (isNew) $("jump").hidden = false;
 }
 
 function el(tag, props = {}, ...children) {
@@ -124,6 +248,7 @@ function nameOf(id) {
 function messageNode(m) {
   const node = el("article", { id: `m${m.id}`, className: "msg" + (m.ephemeral ? " ephemeral" : "") });
   node.dataset.id = m.id;
+  node.dataset.order = orderOf(m);
   const meta = m.interaction_metadata;
   if (meta && meta.name) {
     node.append(el("div"), el("div", { className: "context" }, "↳ ",
@@ -144,8 +269,10 @@ function messageNode(m) {
   const files = el("div", { className: "attachments" });
   for (const a of m.attachments) {
     const image = (a.content_type || "").startsWith("image/") || /\.(png|jpe?g|gif|webp)$/i.test(a.filename);
+    // width and height reserve the picture's place before it loads, so nothing jumps.
+    const size = a.width && a.height ? { width: a.width, height: a.height } : {};
     files.append(image
-      ? el("a", { href: a.url, target: "_blank" }, el("img", { src: a.url, alt: a.filename, title: a.filename }))
+      ? el("a", { href: a.url, target: "_blank" }, el("img", { src: a.url, alt: a.filename, title: a.filename, ...size }))
       : el("a", { className: "file", href: a.url, target: "_blank" }, `📄 ${a.filename}`));
   }
   if (m.attachments.length) body.append(files);
@@ -155,7 +282,7 @@ function messageNode(m) {
       const emoji = r.emoji.id ? `${r.emoji.name}:${r.emoji.id}` : r.emoji.name;
       const chip = el("button", { className: "reaction" + (r.me ? " me" : ""), title: `react with ${r.emoji.name}` },
         `${r.emoji.name} ${r.count}`);
-      chip.onclick = () => act(() => api("/api/react", { message_id: m.id, emoji, remove: r.me }));
+      chip.onclick = () => act(() => request("react", { message_id: m.id, emoji, remove: r.me }));
       return chip;
     })));
   }
@@ -176,7 +303,7 @@ function componentRow(m, row) {
     if (c.style === 5) return el("a", { className: "button", href: c.url, target: "_blank" }, label);
     const button = el("button", { className: `button s${c.style || 2}`, disabled: !!c.disabled }, label);
     button.dataset.customId = c.custom_id;
-    button.onclick = () => act(() => api("/api/click", { message_id: m.id, custom_id: c.custom_id }));
+    button.onclick = () => act(() => request("click", { message_id: m.id, custom_id: c.custom_id }));
     return button;
   }));
 }
@@ -187,14 +314,14 @@ function tools(m) {
   const apps = el("button", { title: "Apps" }, "⋯ Apps");
   react.onclick = () => openMenu(bar, el("div", { className: "emojis" }, ...REACTIONS.map((e) => {
     const b = el("button", { title: `react with ${e}` }, e);
-    b.onclick = () => { closeMenus(); act(() => api("/api/react", { message_id: m.id, emoji: e })); };
+    b.onclick = () => { closeMenus(); act(() => request("react", { message_id: m.id, emoji: e })); };
     return b;
   })));
   apps.onclick = () => {
     const commands = state.commands.filter((c) => c.type === 3);
     openMenu(bar, ...(commands.length ? commands.map((c) => {
       const b = el("button", {}, c.name);
-      b.onclick = () => { closeMenus(); act(() => api("/api/context", { message_id: m.id, name: c.name })); };
+      b.onclick = () => { closeMenus(); act(() => request("context", { message_id: m.id, name: c.name })); };
       return b;
     }) : [el("div", { className: "muted" }, "no message commands")]));
   };
@@ -214,46 +341,73 @@ function closeMenus() {
 }
 document.addEventListener("click", (e) => { if (!e.target.closest(".tools")) closeMenus(); });
 
+// A link to a message of this server (as /history gives) opens it on this page.
+function jumpTo(messageId) {
+  const m = state.messages.get(messageId);
+  if (!m) { notice("That message is not on this page (deleted, or someone else's)."); return; }
+  if (m.channel_id !== viewChannelId()) show(m.channel_id === state.dm.id ? "dm" : "channel");
+  const node = $(`m${messageId}`);
+  stuck = false;
+  node.scrollIntoView({ block: "center" });
+  node.classList.add("highlight");
+  setTimeout(() => node.classList.remove("highlight"), 2500);
+}
+document.addEventListener("click", (e) => {
+  const link = e.target.closest("a[data-jump]");
+  if (link) { e.preventDefault(); jumpTo(link.dataset.jump); }
+});
+
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-// Discord's basic markdown: code blocks, inline code, bold, italics, underline, mentions.
+// Discord's markdown, the parts the bot uses: code blocks and inline code, backslash escapes,
+// bold, italics, underline, links, mentions, timestamps and -# subtext.
 function markdown(text) {
-  const parts = text.split(/(```[\s\S]*?```|`[^`\n]+`)/g);
-  return parts.map((part) => {
-    if (part.startsWith("```") && part.length >= 6) {
-      const code = part.slice(3, -3).replace(/^[a-z]*\n/, "");
-      return `<pre><code>${escapeHtml(code)}</code></pre>`;
-    }
-    if (part.startsWith("`") && part.endsWith("`") && part.length >= 2) {
-      return `<code>${escapeHtml(part.slice(1, -1))}</code>`;
-    }
-    return escapeHtml(part)
-      .replace(/\*\*(.+?)\*\*/g, "<b>$1</b>")
-      .replace(/__(.+?)__/g, "<u>$1</u>")
-      .replace(/(^|[^*])\*([^*\n]+)\*/g, "$1<i>$2</i>")
-      .replace(/&lt;@!?(\d+)&gt;/g, (_, id) => `<span class="mention">@${escapeHtml(nameOf(id))}</span>`)
-      .replace(/&lt;t:(\d+)(:[a-zA-Z])?&gt;/g, (_, t) => new Date(Number(t) * 1000).toLocaleTimeString())
-      .replace(/(^|\n)-# ([^\n]*)/g, '$1<small class="subtext">$2</small>');
-  }).join("");
+  const kept = [];
+  const keep = (html) => `\uE000${kept.push(html) - 1}\uE001`;
+  // A message link (Copy Message Link, jump_url) opens the message on this page.
+  const link = (label, url) => {
+    const message = /^https:\/\/discord\.com\/channels\/(?:\d+|@me)\/(\d+)\/(\d+)$/.exec(url);
+    if (!message) return keep(`<a href="${escapeHtml(url)}" target="_blank" rel="noopener">${label || escapeHtml(url)}</a>`);
+    const place = message[1] === state.dm?.id ? "Direct messages" : `#${state.channel?.name}`;
+    return keep(`<a class="jump" href="#m${message[2]}" data-jump="${message[2]}">${label || `${place} › message`}</a>`);
+  };
+  // Left to right: a code block, an escaped character, inline code (an escaped ` opens none).
+  const plain = text.replace(/```(?:[a-z]*\n)?([\s\S]*?)```|\\([^\w\s])|`([^`\n]+)`/g, (_, block, escaped, code) => {
+    if (block !== undefined) return keep(`<pre><code>${escapeHtml(block)}</code></pre>`);
+    if (escaped !== undefined) return keep(escapeHtml(escaped));
+    return keep(`<code>${escapeHtml(code)}</code>`);
+  });
+  const html = escapeHtml(plain)
+    .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s)]+)\)/g, (_, label, url) => link(label, url.replace(/&amp;/g, "&")))
+    .replace(/https?:\/\/[^\s<]+[^\s<.,:;)]/g, (url) => link("", url.replace(/&amp;/g, "&")))
+    .replace(/\*\*(.+?)\*\*/g, "<b>$1</b>")
+    .replace(/__(.+?)__/g, "<u>$1</u>")
+    .replace(/(^|[^*])\*([^*\n]+)\*/g, "$1<i>$2</i>")
+    .replace(/(^|[^\w])_([^_\n]+)_(?!\w)/g, "$1<i>$2</i>")
+    .replace(/&lt;@!?(\d+)&gt;/g, (_, id) => `<span class="mention">@${escapeHtml(nameOf(id))}</span>`)
+    .replace(/&lt;t:(\d+)(:[a-zA-Z])?&gt;/g, (_, t) => new Date(Number(t) * 1000).toLocaleTimeString())
+    .replace(/(^|\n)-# ([^\n]*)/g, '$1<small class="subtext">$2</small>');
+  return html.replace(/\uE000(\d+)\uE001/g, (_, i) => kept[Number(i)]);
 }
 
-// A message only this page shows (a refusal by Discord's client, an error).
+// A message only this page shows (a refusal by Discord's client, an error), in time order.
 function notice(text) {
+  const now = BigInt(Date.now());
   const m = {
-    id: `9${String(Date.now()).padStart(19, "0")}${notices++}`, local: true, ephemeral: true,
+    id: `local${notices++}`, order: String(((now - DISCORD_EPOCH) << 22n) + BigInt(notices % 4096)),
+    local: true, ephemeral: true, channel_id: viewChannelId(),
     author: { username: "Playground", bot: true, id: "0" }, content: text, attachments: [],
     components: [], reactions: [], timestamp: new Date().toISOString(),
   };
-  state.messages.set(m.id, m);
-  render(m);
+  upsert(m);
 }
 
 async function act(call) {
   try {
     const result = await call();
-    if (result && result.modal) openModal(result.modal, result.id);
+    if (result && result.modal) openModal(result.modal, result.interaction_id);
   } catch (error) {
     notice(error.message);
   }
@@ -283,7 +437,7 @@ function openModal(modal, interactionId) {
     const values = {};
     for (const f of fields) values[f.custom_id] = $("modal-form").elements[f.custom_id].value;
     dialog.close();
-    act(() => api("/api/modal", { interaction_id: interactionId, values }));
+    act(() => request("modal", { interaction_id: interactionId, values }));
   };
   dialog.showModal();
 }
@@ -291,28 +445,49 @@ function openModal(modal, interactionId) {
 // --- the composer ---------------------------------------------------------------------------
 
 const input = $("input");
+const NESTED = [1, 2];  // subcommand, subcommand group
+const PEOPLE_TYPES = [6, 9];  // user, mentionable
+const ROLE_TYPES = [8, 9];    // role, mentionable
 let choices = [];      // what the popup offers: {label, desc, apply()}
 let active = -1;       // the highlighted choice (-1: none; Enter then sends)
 let completing = 0;    // the latest autocomplete request
 
-// "/imagine a | b:0.5 seed:3": the first option takes the text before any "name:" of another.
+// "/admin quota target:ben daily_images:3", "/imagine a | b:0.5 seed:3": words after the
+// command pick its group and subcommand; then the first option takes the text before any
+// "name:" of another.
 function parse(text) {
   const match = /^\/(\S*)(\s?)([\s\S]*)$/.exec(text);
   if (!match) return null;
   const command = state.commands.find((c) => c.type === 1 && c.name === match[1]);
-  const result = { word: match[1], command, started: !!match[2], options: {}, spans: {}, focused: null };
-  if (!command || !result.started) return result;
-  const names = command.options.map((o) => o.name);
-  const base = 1 + match[1].length + 1;
-  const rest = match[3];
+  const result = {
+    word: match[1], command, started: !!match[2] || !!command, path: [], schema: [],
+    options: {}, spans: {}, focused: null, picking: null,
+  };
+  if (!command) return result;
+  let schema = command.options;
+  let rest = match[3];
+  let base = 1 + match[1].length + match[2].length;
+  while (schema.some((o) => NESTED.includes(o.type))) {
+    const step = /^(\S*)(\s?)/.exec(rest);
+    const nested = schema.filter((o) => NESTED.includes(o.type));
+    const chosen = nested.find((o) => o.name === step[1]);
+    if (!chosen) { result.picking = { word: step[1], offered: nested, at: base }; return result; }
+    result.path.push(chosen);
+    schema = chosen.options || [];
+    rest = rest.slice(step[0].length);
+    base += step[0].length;
+  }
+  result.schema = schema;
+  const names = schema.map((o) => o.name);
   const found = [];
   if (names.length) {
     const pattern = new RegExp(`(^|\\s)(${names.map((n) => n.replace(/[^\w-]/g, "")).join("|")}):`, "g");
     let hit;
     while ((hit = pattern.exec(rest))) found.push({ name: hit[2], at: hit.index + hit[1].length, start: hit.index + hit[0].length });
   }
-  const first = command.options[0];
-  if (first && (!found.length || found[0].at > 0)) found.unshift({ name: first.name, at: 0, start: 0 });
+  const first = schema[0];
+  // The first option is focused as soon as a space follows the command, as in Discord.
+  if (first && (rest.trim() || /\s$/.test(text)) && (!found.length || found[0].at > 0)) found.unshift({ name: first.name, at: 0, start: 0 });
   found.forEach((f, i) => {
     const end = i + 1 < found.length ? found[i + 1].at : rest.length;
     result.options[f.name] = rest.slice(f.start, end).trim();
@@ -322,31 +497,56 @@ function parse(text) {
   return result;
 }
 
+function pathText(parsed) {
+  return ["/" + parsed.command.name, ...parsed.path.map((o) => o.name)].join(" ");
+}
+
+function hiddenReason(word) {
+  const hidden = state.hidden.find((h) => h.type === 1 && h.name === word);
+  if (!hidden) return null;
+  const can = state.people.filter((p) => p.admin).map((p) => p.name);
+  return `${hidden.reason}, which ${state.me.name} does not have` + (can.length ? ` (${can.join(", ")} has it: pick them above to try it).` : ".");
+}
+
 function updateComposer() {
   const parsed = parse(input.value);
   const hint = $("hint");
   hint.replaceChildren();
   if (!parsed) { showChoices([]); return; }
-  if (!parsed.started || !parsed.command) {
+  if (!parsed.command) {
     const matching = state.commands.filter((c) => c.type === 1 && c.name.startsWith(parsed.word));
     showChoices(matching.map((c) => ({
       label: `/${c.name}`, desc: c.description,
       apply: () => { input.value = `/${c.name} `; updateComposer(); },
     })), "commands");
-    if (parsed.started && !parsed.command) hint.append(el("span", { className: "error" }, `no command /${parsed.word}`));
+    if (parsed.started) hint.append(el("span", { className: "error" }, hiddenReason(parsed.word) || `no command /${parsed.word}`));
     return;
   }
-  const command = parsed.command;
-  for (const o of command.options) {
+  if (parsed.picking) {
+    const { word, offered, at } = parsed.picking;
+    const matching = offered.filter((o) => o.name.startsWith(word));
+    showChoices(matching.map((o) => ({
+      label: `${pathText(parsed)} ${o.name}`, desc: o.description,
+      apply: () => {
+        const head = input.value.slice(0, at);
+        input.value = (/\s$/.test(head) ? head : head + " ") + o.name + " ";
+        input.focus();
+        updateComposer();
+      },
+    })), "subcommands");
+    if (!matching.length) hint.append(el("span", { className: "error" }, `${pathText(parsed)} has no subcommand ${word}`));
+    return;
+  }
+  for (const o of parsed.schema) {
     const given = o.name in parsed.options;
-    const span = el("span", {
+    hint.append(el("span", {
       className: "opt" + (o.name === parsed.focused ? " focused" : given ? " given" : ""),
       title: o.description,
-    }, `${o.name}${o.required ? "" : "?"}`);
-    hint.append(span);
+    }, `${o.name}${o.required ? "" : "?"}`));
   }
-  const focused = command.options.find((o) => o.name === parsed.focused);
+  const focused = parsed.schema.find((o) => o.name === parsed.focused);
   if (focused) hint.append(el("span", { className: "muted" }, ` — ${focused.name}: ${focused.description}`));
+  else if (!parsed.schema.length) hint.append(el("span", { className: "muted" }, `${pathText(parsed)} — Enter sends it`));
   suggestValues(parsed, focused);
 }
 
@@ -357,17 +557,28 @@ function replaceValue(parsed, name, value) {
   updateComposer();
 }
 
+function pickFrom(parsed, option, names) {
+  return names.map((name) => ({ label: name, desc: "", apply: () => replaceValue(parsed, option.name, name) }));
+}
+
 async function suggestValues(parsed, option) {
   const ticket = ++completing;
-  if (!option) { showChoices([]); return; }
-  const typed = parsed.options[option.name] || "";
-  const unused = parsed.command.options.filter((o) => !(o.name in parsed.options));
+  const unused = parsed.schema.filter((o) => !(o.name in parsed.options));
   const more = unused.map((o) => ({
     label: `${o.name}:`, desc: o.description,
     apply: () => { input.value = input.value.replace(/\s*$/, " ") + `${o.name}:`; input.focus(); updateComposer(); },
   }));
+  if (!option) { showChoices(input.value.endsWith(" ") ? more : [], "options"); return; }
+  const typed = (parsed.options[option.name] || "").toLowerCase();
+  const named = [];
+  if (PEOPLE_TYPES.includes(option.type)) named.push(...state.people.map((p) => p.name));
+  if (ROLE_TYPES.includes(option.type)) named.push(...state.roles);
+  if (named.length) {
+    showChoices(pickFrom(parsed, option, named.filter((n) => n.toLowerCase().includes(typed))).concat(more), option.name);
+    return;
+  }
   if (option.choices) {
-    const fitting = option.choices.filter((c) => c.name.toLowerCase().includes(typed.toLowerCase()));
+    const fitting = option.choices.filter((c) => c.name.toLowerCase().includes(typed));
     showChoices(fitting.map((c) => ({ label: c.name, desc: "", apply: () => replaceValue(parsed, option.name, String(c.value)) })).concat(more), option.name);
     return;
   }
@@ -375,12 +586,19 @@ async function suggestValues(parsed, option) {
   await new Promise((resolve) => setTimeout(resolve, 200));
   if (ticket !== completing) return;
   try {
-    const { choices: offered } = await api("/api/autocomplete", { name: parsed.command.name, focused: option.name, options: parsed.options });
+    const { choices: offered } = await request("autocomplete", { ...target(parsed), focused: option.name, options: parsed.options });
     if (ticket !== completing) return;
     showChoices(offered.map((c) => ({ label: c.name, desc: "", apply: () => replaceValue(parsed, option.name, String(c.value)) })).concat(typed ? more : []), option.name);
   } catch (error) {
     if (ticket === completing) showChoices(typed ? more : [], "options");
   }
+}
+
+// The command, group and subcommand of a request, as the server takes them.
+function target(parsed) {
+  const path = parsed.path.map((o) => o.name);
+  const group = parsed.path.length === 2 ? path[0] : null;
+  return { name: parsed.command.name, group, subcommand: path[path.length - 1] || null };
 }
 
 function showChoices(list, title) {
@@ -402,17 +620,35 @@ function highlight(index) {
   document.querySelector("#popup .choice.active")?.scrollIntoView({ block: "nearest" });
 }
 
+let sending = 0;
+function setSending(change, what) {
+  sending += change;
+  const line = $("sending");
+  line.hidden = !sending;
+  line.textContent = sending ? `Sending ${what}…` : "";
+}
+
 async function send() {
   const parsed = parse(input.value);
   if (!parsed) { notice("The playground has no plain chat: type / and a command, e.g. /entrance heaven | hell"); return; }
-  if (!parsed.command) { notice(`There is no command /${parsed.word}.`); return; }
-  const missing = parsed.command.options.filter((o) => o.required && !parsed.options[o.name]);
-  if (missing.length) { notice(`/${parsed.command.name} needs ${missing.map((o) => o.name).join(", ")}.`); return; }
+  if (!parsed.command) { notice(hiddenReason(parsed.word) || `There is no command /${parsed.word}.`); return; }
+  if (parsed.picking) {
+    notice(`${pathText(parsed)} needs a subcommand: ${parsed.picking.offered.map((o) => o.name).join(", ")}.`);
+    return;
+  }
+  const missing = parsed.schema.filter((o) => o.required && !parsed.options[o.name]);
+  if (missing.length) { notice(`${pathText(parsed)} needs ${missing.map((o) => o.name).join(", ")}.`); return; }
   const options = Object.fromEntries(Object.entries(parsed.options).filter(([, v]) => v !== ""));
+  const what = pathText(parsed);
   input.value = "";
   updateComposer();
   completing++;
-  await act(() => api("/api/command", { name: parsed.command.name, options }));
+  setSending(1, what);
+  try {
+    await act(() => request("command", { ...target(parsed), options }));
+  } finally {
+    setSending(-1, what);
+  }
 }
 
 input.addEventListener("input", updateComposer);
@@ -425,7 +661,8 @@ input.addEventListener("keydown", (e) => {
   else if (e.key === "Enter") {
     e.preventDefault();
     const parsed = parse(input.value);
-    if (open && (active >= 0 || (parsed && !parsed.started))) choices[Math.max(active, 0)].apply();
+    const choosing = parsed && (!parsed.command || parsed.picking);
+    if (open && (active >= 0 || choosing)) choices[Math.max(active, 0)].apply();
     else send();
   }
 });
@@ -435,7 +672,7 @@ $("user-select").addEventListener("change", (e) => {
   const url = new URL(location.href);
   url.searchParams.set("user", e.target.value);
   history.replaceState(null, "", url);
-  load();
+  reconnect();
 });
 
-load();
+connect();

@@ -1,5 +1,5 @@
-"""The local playground: its web API over a FakeDiscord with the real bot and a tiny worker,
-`doorways-bot` without a token, and the page itself in a real headless Chromium."""
+"""The local playground: its state and WebSocket over a FakeDiscord with the real bot and a
+tiny worker, and `doorways-bot` without a token (the page in a browser: test_page.py)."""
 
 from __future__ import annotations
 
@@ -7,66 +7,66 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.fakediscord import FakeDiscord, point_discord_py_at
-from bot.playground import Banner, Playground, check_host
+from bot.playground import check_host
 from bot.playground.run import playground_settings
-from tests.bot.running import running_bot, tiny_settings
+from tests.bot.playground.running import playground
+from tests.bot.running import tiny_settings
 
 SCRIPT = Path(sys.executable).with_name("doorways-bot")
-# Set DOORWAYS_SCREENSHOTS=DIR to keep a screenshot of the page the browser test saw.
-SCREENSHOTS = (
-    Path(os.environ["DOORWAYS_SCREENSHOTS"]) if os.environ.get("DOORWAYS_SCREENSHOTS") else None
-)
 
 
-@dataclass
-class Running:
-    fake: FakeDiscord
-    playground: Playground
-    url: str
+class Page:
+    """One tab's WebSocket: its first state, then events and replies."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.requests = 0
+        self.unread: list[dict] = []  # events received but not asked for yet
+
+    @classmethod
+    async def open(cls, http: aiohttp.ClientSession, url: str, user: str) -> tuple[Page, dict]:
+        page = cls(await http.ws_connect(f"{url}/api/socket?user={user}"))
+        return page, await page.next("state")
+
+    async def next(self, kind: str, check: Callable[[dict], bool] = lambda e: True) -> dict:
+        """The first event of this kind that passes ``check``, received or to come."""
+        for event in self.unread:
+            if event["kind"] == kind and check(event):
+                self.unread.remove(event)
+                return event
+        while True:
+            event = json.loads(await asyncio.wait_for(self.socket.receive_str(), 10))
+            if event["kind"] == kind and check(event):
+                return event
+            self.unread.append(event)
+
+    async def ask(self, action: str, **body: object) -> dict:
+        self.requests += 1
+        number = self.requests
+        await self.socket.send_json({"id": number, "action": action, **body})
+        return await self.next("reply", lambda e: e["id"] == number)
+
+    async def message(self, check: Callable[[dict], bool] = lambda m: True) -> dict:
+        event = await self.next("message", lambda e: check(e["message"]))
+        return event["message"]
 
 
-@contextlib.asynccontextmanager
-async def playground(tmp_path: Path, *, wait_for_worker: bool = True) -> AsyncIterator[Running]:
-    """The fake, the page on a free loopback port, and the real bot with a tiny worker."""
-    async with FakeDiscord() as fake:
-        restore = point_discord_py_at(fake.base_url)
-        page = Playground(fake, Banner(tiny_models=True, text="untrained stand-in models"))
-        runner = await page.serve("127.0.0.1", 0)
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        settings = tiny_settings(tmp_path, guild=fake.guild.id, edit_interval=0.2)
-        try:
-            async with running_bot(fake, settings, wait_for_worker=wait_for_worker):
-                await fake.wait_until(lambda: fake.commands(fake.guild) or None, timeout=10)
-                yield Running(fake, page, url)
-        finally:
-            await runner.cleanup()
-            restore()
-
-
-async def post(session: aiohttp.ClientSession, url: str, body: dict[str, object]) -> dict:
-    async with session.post(url, json=body) as response:
-        data = await response.json()
-        data["status"] = response.status
-        return data
-
-
-async def test_state_commands_feed_and_ephemeral_visibility(tmp_path: Path) -> None:
-    """The state lists the people (mod is the admin), the banner and the commands the bot
-    registered; a command posted as ada reaches the bot and its answer comes down ada's feed;
-    a private refusal is in ada's state and feed only; autocomplete asks the bot."""
+async def test_state_commands_and_the_socket(tmp_path: Path) -> None:
+    """The state lists the people (mod is the admin), the banner and the commands each person
+    is offered (/admin and /nightly hidden from those without Manage Server, with the reason
+    in words); a command sent on ada's socket reaches the bot and its answer comes down every
+    socket; a private answer reaches ada's only; subcommands work for mod and are refused for
+    ben; autocomplete asks the bot; a DM reaches its person only; a bot too slow is named."""
     async with playground(tmp_path, wait_for_worker=False) as run, aiohttp.ClientSession() as http:
         async with http.get(f"{run.url}/") as page:
             assert page.status == 200 and "app.js" in await page.text()
@@ -76,70 +76,80 @@ async def test_state_commands_feed_and_ephemeral_visibility(tmp_path: Path) -> N
         assert [p["name"] for p in state["people"] if p["admin"]] == ["mod"]
         assert state["banner"] == {"tiny_models": True, "text": "untrained stand-in models"}
         registered = {c["name"] for c in run.fake.commands(run.fake.guild)}
-        assert {c["name"] for c in state["commands"]} == registered >= {"entrance", "imagine"}
+        offered = {c["name"] for c in state["commands"]}
+        assert offered | {h["name"] for h in state["hidden"]} == registered
+        assert {"entrance", "imagine"} <= offered and not {"admin", "nightly"} & offered
+        admin = next(h for h in state["hidden"] if h["name"] == "admin")
+        assert admin["reason"] == "/admin needs the Manage Server permission"
         entrance = next(c for c in state["commands"] if c["name"] == "entrance")
         assert entrance["options"][0]["name"] == "realms" and entrance["options"][0]["autocomplete"]
 
-        feeds = {}
-        for name in ("ada", "ben"):
-            feeds[name] = await http.get(f"{run.url}/api/events?user={name}")
+        ada, ada_state = await Page.open(http, run.url, "ada")
+        ben, _ = await Page.open(http, run.url, "ben")
+        mod, mod_state = await Page.open(http, run.url, "mod")
+        assert ada_state["dm"]["id"] != mod_state["dm"]["id"]
+        assert {"admin", "nightly"} <= {c["name"] for c in mod_state["commands"]}
 
-        async def next_message(name: str) -> dict:
-            while True:
-                line = (await asyncio.wait_for(feeds[name].content.readline(), 10)).decode()
-                if line.startswith("data: "):
-                    event = json.loads(line[6:])
-                    if event["kind"] == "message":
-                        return event["message"]
-
-        sent = await post(
-            http,
-            f"{run.url}/api/command",
-            {
-                "user": "ada",
-                "name": "entrance",
-                "options": {"realms": "heaven | hell", "seed": "3"},
-            },
+        sent = await ada.ask(
+            "command", name="entrance", options={"realms": "heaven | hell", "seed": "3"}
         )
         assert sent["ok"], sent
-        ack = await next_message("ada")
-        assert "in line" in ack["content"] and not ack["ephemeral"]
+        ack = await ada.message()
+        # `#1 in line`, perhaps already edited into the status when the event is made
+        assert ack["content"].startswith("**#1** · entrance to heaven") and not ack["ephemeral"]
         assert ack["interaction_metadata"]["user"]["username"] == "ada"
-        assert (await next_message("ben"))["id"] == ack["id"]  # public: everyone sees it
+        assert (await ben.message())["id"] == ack["id"]  # public: everyone sees it
 
-        refused = await post(
-            http,
-            f"{run.url}/api/command",
-            {"user": "ada", "name": "entrance", "options": {"realms": "heaven"}},
-        )
-        assert refused["ok"], refused
-        private = await next_message("ada")
-        while not private["ephemeral"]:
-            private = await next_message("ada")
+        assert (await ada.ask("command", name="entrance", options={"realms": "heaven"}))["ok"]
+        private = await ada.message(lambda m: m["ephemeral"])
         async with http.get(f"{run.url}/api/state?user=ben") as response:
             ben_sees = {m["id"] for m in (await response.json())["messages"]}
-        async with http.get(f"{run.url}/api/state?user=ada") as response:
-            ada_sees = {m["id"] for m in (await response.json())["messages"]}
-        assert private["id"] in ada_sees and private["id"] not in ben_sees
-        assert ack["id"] in ben_sees
+        assert private["id"] not in ben_sees and ack["id"] in ben_sees
 
-        bad = await post(
-            http,
-            f"{run.url}/api/command",
-            {"user": "ada", "name": "entrance", "options": {"realms": "a | b", "seed": "x"}},
+        status = await mod.ask("command", name="admin", subcommand="status")
+        assert status["ok"], status
+        assert "**Painter:**" in (await mod.message(lambda m: m["ephemeral"]))["content"]
+        refused = await ben.ask("command", name="admin", subcommand="status")
+        assert refused["error"] == (
+            "/admin needs the Manage Server permission; ben does not have it"
         )
-        assert bad["status"] == 400 and "seed: expected a whole number" in bad["error"]
-        nobody = await post(http, f"{run.url}/api/command", {"user": "eve", "name": "entrance"})
-        assert nobody["status"] == 400 and "no such person" in nobody["error"]
+        with pytest.raises(PermissionError, match="ben cannot use /admin: it needs the Manage "):
+            await run.fake.slash(run.playground.people["ben"], run.fake.channel, "admin")
+        quota = await mod.ask(
+            "command",
+            name="admin",
+            subcommand="quota",
+            options={"target": "ben", "daily_images": "3"},
+        )
+        assert quota["ok"], quota
+        ben_id = run.playground.people["ben"].id
+        set_quota = await mod.message(lambda m: m["content"].startswith(f"<@{ben_id}>"))
+        assert set_quota["content"] == f"<@{ben_id}> (user): 3 images a day."
 
-        offered = await post(
-            http,
-            f"{run.url}/api/autocomplete",
-            {"user": "ben", "name": "entrance", "focused": "realms", "options": {"realms": "he"}},
+        bad = await ada.ask("command", name="entrance", options={"realms": "a | b", "seed": "x"})
+        assert bad["error"] == "seed: expected a whole number, not 'x'"
+        choices = await ben.ask(
+            "autocomplete", name="entrance", focused="realms", options={"realms": "he"}
         )
-        assert any("Heaven" in c["name"] for c in offered["choices"]), offered
-        for feed in feeds.values():
-            feed.close()
+        assert any("Heaven" in c["name"] for c in choices["choices"]), choices
+
+        dm = run.fake.dm_channel(run.playground.people["ada"])
+        await run.fake.send_message(run.playground.people["ada"], dm, "only for ada")
+        mine = await ada.message(lambda m: m["content"] == "only for ada")
+        assert mine["channel_id"] == str(dm.id)
+        async with http.get(f"{run.url}/api/state?user=ben") as response:
+            assert "only for ada" not in json.dumps(await response.json())
+
+        run.playground.response_timeout = 0.001  # no bot answers in a millisecond
+        slow = await ada.ask("command", name="quota")
+        assert slow["error"] == "Doorways did not respond."
+
+        stranger = await http.ws_connect(f"{run.url}/api/socket?user=eve")
+        hello = json.loads(await stranger.receive_str())
+        assert hello["kind"] == "unknown_person" and "no such person 'eve'" in hello["error"]
+        for socket in (ada, ben, mod):
+            await socket.socket.close()
+        await stranger.close()
 
 
 def test_models_and_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,8 +174,11 @@ def free_port() -> int:
 
 async def test_no_token_starts_the_playground(tmp_path: Path) -> None:
     """`doorways-bot` without a token says where the playground is and serves it there, with
-    the bot connected and its commands registered; SIGTERM stops it cleanly."""
+    the bot connected and its commands registered. Tabs that close, or vanish without a word,
+    while answers are on their way print nothing in the terminal; SIGTERM says goodbye to the
+    open ones (1001) and stops it cleanly."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     log = tmp_path / "playground.log"
     env = {**os.environ, "DISCORD_TOKEN": "", "DOORWAYS_MODELS": str(tmp_path / "models")}
     config = tmp_path / "bot.toml"
@@ -182,14 +195,26 @@ async def test_no_token_starts_the_playground(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as http:
             for _ in range(300):
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{port}/api/state") as response:
+                    async with http.get(f"{url}/api/state") as response:
                         state = await response.json()
                         if state["bot"]["connected"] and state["commands"]:
                             break
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError(log.read_text())
-        assert state["banner"]["tiny_models"]
+            assert state["banner"]["tiny_models"]
+
+            await vanish(port, "ben")  # a tab killed: no close frame
+            closed, _ = await Page.open(http, url, "ben")
+            await closed.socket.close()
+            ben, _ = await Page.open(http, url, "ben")
+            assert (await ben.ask("command", name="quota"))["ok"]  # goes to ben's tabs
+            await ben.message(lambda m: m["ephemeral"])
+            process.send_signal(signal.SIGTERM)
+            goodbye = await asyncio.wait_for(ben.socket.receive(), 10)
+            while goodbye.type == aiohttp.WSMsgType.TEXT:  # "the bot went offline", ...
+                goodbye = await asyncio.wait_for(ben.socket.receive(), 10)
+            assert goodbye.type == aiohttp.WSMsgType.CLOSE and goodbye.data == 1001
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -200,59 +225,18 @@ async def test_no_token_starts_the_playground(tmp_path: Path) -> None:
         f"no DISCORD_TOKEN: starting the local playground at http://127.0.0.1:{port} — open it "
         "in a browser" in text
     )
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "ERROR" not in text, text
 
 
-# The browser ------------------------------------------------------------------------------------
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (`make test` installs it as root)")
-async def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
-    """Type /entrance heaven | hell, see the picture; 🎲 paints a second one; 📋 shows the
-    call string."""
-    playwright_api = pytest.importorskip("playwright.async_api")
-    async with playground(tmp_path) as run, playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,  # Playwright gives it a fresh --user-data-dir
-        )
-        try:
-            page = await browser.new_page(viewport={"width": 1100, "height": 900})
-            await page.goto(f"{run.url}/?user=ada")
-            await page.wait_for_selector("#bot-status.online")
-            assert "stand-in" in await page.inner_text("#banner")
-            await page.locator("#input").press_sequentially("/entrance heaven | hell")
-            await page.keyboard.press("Enter")
-            # The answer, `#1 in line`, may already be edited into the progress when seen.
-            await page.wait_for_selector("text=/in line|Painting|\\d+%/", timeout=10_000)
-            results = page.locator("article.msg img:not([alt='preview.png'])")
-            await results.first.wait_for(timeout=45_000)
-
-            reroll = page.locator("article.msg button.button", has_text="🎲").first
-            await reroll.click()
-            await page.wait_for_function(
-                "document.querySelectorAll(\"article.msg img:not([alt='preview.png'])\")"
-                ".length >= 2",
-                timeout=45_000,
-            )
-            await page.locator("article.msg button.button", has_text="📋").first.click()
-            call = page.locator("article.msg.ephemeral", has_text="doorways generate")
-            await call.first.wait_for(timeout=10_000)
-            assert "heaven" in await call.first.inner_text()
-            if SCREENSHOTS is not None:
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOTS / "playground.png"), full_page=False)
-        finally:
-            await browser.close()
+async def vanish(port: int, user: str) -> None:
+    """Open the page's socket as ``user`` and drop the connection without a close frame."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /api/socket?user={user} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    await asyncio.wait_for(reader.read(100), 10)  # the start of the state
+    writer.transport.abort()
