@@ -505,7 +505,7 @@ function hiddenReason(word) {
   const hidden = state.hidden.find((h) => h.type === 1 && h.name === word);
   if (!hidden) return null;
   const can = state.people.filter((p) => p.admin).map((p) => p.name);
-  return `${hidden.reason}, which ${state.me.name} does not have` + (can.length ? ` (${can.join(", ")} has it: pick them above to try it).` : ".");
+  return `${hidden.reason}, which ${state.me.name} does not have` + (can.length ? ` (${can.join(", ")} has it: choose them under “acting as” to try it).` : ".");
 }
 
 function updateComposer() {
