@@ -10,10 +10,14 @@ import ipaddress
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.playground.server import Banner, Playground
 from bot.settings import Settings
 from engine.registry import is_downloaded
+
+if TYPE_CHECKING:
+    from bot.fakediscord import FakeDiscord
 
 log = logging.getLogger("doorways.playground")
 
@@ -81,6 +85,19 @@ def playground_settings(settings: Settings) -> tuple[Settings, Banner]:
     return settings.replace(**changes), banner
 
 
+def playground_discord(settings: Settings, fake: FakeDiscord) -> Settings:
+    """The settings pointed at the stand-in: its token, and its one server as the bot's
+    server and home server (whoever runs the playground is its operator: mod, an admin
+    there, may use /nightly run and /admin pause everywhere:True)."""
+    return settings.replace(
+        token=fake.token,
+        guild=fake.guild.id,
+        home_guild=fake.guild.id,
+        api_base=None,
+        gateway_url=None,
+    )
+
+
 async def run_playground(
     settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
 ) -> None:
@@ -114,11 +131,7 @@ async def run_playground(
                 port or runner.addresses[0][1],
             )
             try:
-                await run(
-                    settings.replace(
-                        token=fake.token, guild=fake.guild.id, api_base=None, gateway_url=None
-                    )
-                )
+                await run(playground_discord(settings, fake))
             finally:
                 await runner.cleanup()
                 restore()

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.fakediscord import FakeDiscord, point_discord_py_at
 from bot.playground import Banner, Playground
+from bot.playground.run import playground_discord
 from tests.bot.running import running_bot, tiny_settings
 
 
@@ -35,7 +36,7 @@ async def playground(tmp_path: Path, *, wait_for_worker: bool = True) -> AsyncIt
         page = Playground(fake, Banner(tiny_models=True, text="untrained stand-in models"))
         runner = await page.serve("127.0.0.1", 0)
         run = Running(fake, page, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
-        settings = tiny_settings(tmp_path, guild=fake.guild.id, edit_interval=0.2)
+        settings = playground_discord(tiny_settings(tmp_path, edit_interval=0.2), fake)
         try:
             async with running_bot(fake, settings, wait_for_worker=wait_for_worker):
                 await fake.wait_until(lambda: fake.commands(fake.guild) or None, timeout=10)

@@ -190,7 +190,7 @@ async def test_subcommands_as_mod_and_as_a_member(run: Running, browser: Any) ->
     await mod.locator("article.msg.ephemeral", has_text="Painter:").wait_for(timeout=10_000)
     assert "Sending /admin status…" in await mod.evaluate("window.sendingSeen")
     assert await mod.locator("#sending").is_hidden()
-    await send(mod, "/nightly run")
+    await send(mod, "/nightly run")  # mod is an admin of the home server: the operator
     await mod.locator("article.msg.ephemeral", has_text="No task folder").wait_for(timeout=10_000)
     await mod.locator("#input").fill("/admin quota target:")
     assert "ben" in await mod.inner_text("#popup")

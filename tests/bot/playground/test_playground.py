@@ -211,6 +211,7 @@ async def test_no_token_starts_the_playground(tmp_path: Path) -> None:
             assert (await ben.ask("command", name="quota"))["ok"]  # goes to ben's tabs
             await ben.message(lambda m: m["ephemeral"])
             process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 60)  # the worker may be starting
             goodbye = await asyncio.wait_for(ben.socket.receive(), 10)
             while goodbye.type == aiohttp.WSMsgType.TEXT:  # "the bot went offline", ...
                 goodbye = await asyncio.wait_for(ben.socket.receive(), 10)
@@ -218,7 +219,7 @@ async def test_no_token_starts_the_playground(tmp_path: Path) -> None:
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), 30)
+            await asyncio.wait_for(process.wait(), 60)
     text = log.read_text()
     assert code == 0, text
     assert (
