@@ -165,13 +165,17 @@ function toBottom() {
   $("jump").hidden = true;
 }
 
+let lastTop = 0;
 scroller.addEventListener("scroll", () => {
-  stuck = atBottom();
-  if (stuck) $("jump").hidden = true;
+  if (atBottom()) { stuck = true; $("jump").hidden = true; }
+  else if (scroller.scrollTop < lastTop) stuck = false;  // scrolled up (not: the view shrank)
+  lastTop = scroller.scrollTop;
 });
-// Pictures that finish loading, edits that grow: stay at the bottom if there; otherwise the
-// browser's scroll anchoring keeps what is being read in place.
-new ResizeObserver(() => { if (stuck) toBottom(); }).observe($("list"));
+// Pictures that finish loading, edits that grow, the composer growing: stay at the bottom if
+// there; otherwise the browser's scroll anchoring keeps what is being read in place.
+const follow = new ResizeObserver(() => { if (stuck) toBottom(); });
+follow.observe($("list"));
+follow.observe(scroller);
 $("jump").onclick = toBottom;
 
 // --- messages -------------------------------------------------------------------------------
