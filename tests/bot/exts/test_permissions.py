@@ -33,7 +33,15 @@ from bot.fakediscord import (
 )
 from bot.store import Job
 from bot.views import job_custom_id
-from tests.bot.running import command, eventually, job_id_of, result_of, running_bot, tiny_settings
+from tests.bot.running import (
+    answer_of,
+    command,
+    eventually,
+    job_id_of,
+    result_of,
+    running_bot,
+    tiny_settings,
+)
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 P = Permission
@@ -282,4 +290,4 @@ async def test_dm_refused_too_leaves_the_job_findable(
     assert history.response is not None
     assert f"#{job.id} · not delivered" in history.response.content
     params = await command(fake, person, "params", {"target": str(job.id)})
-    assert params.response is not None and job.call_string in params.response.content
+    assert job.call_string in (await answer_of(fake, params)).content  # a deferred answer
