@@ -58,5 +58,8 @@ class DoorwaysTree(app_commands.CommandTree):
             return True
         command = interaction.command.qualified_name if interaction.command else "?"
         log.info("refused /%s by %s: not through a server install", command, interaction.user.id)
-        await reply_ephemeral(interaction, problem)
+        if interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])  # suggestions cannot carry a message
+        else:
+            await reply_ephemeral(interaction, problem)
         return False

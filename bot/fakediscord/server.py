@@ -323,17 +323,20 @@ class FakeDiscord:
         subcommand: str | None = None,
         group: str | None = None,
         timeout: float = 3.0,
+        integration: Integration = "guild",
     ) -> list[dict[str, Any]]:
         """Type into option ``focused`` (its text is ``options[focused]``, default empty) and
         return the choices the bot offers."""
-        command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT)
+        command = self._usable_command(user, channel, name, CommandType.CHAT_INPUT, integration)
         values = {focused: "", **(options or {})}
         resolved = Resolved(self.world, self.effects, user, channel)
         built = commands.build_options(
             command, values, resolved, subcommand=subcommand, group=group, focused=focused
         )
         data = self._command_data(command, options=built, resolved=resolved.payload())
-        interaction = self._open(InteractionType.AUTOCOMPLETE, user, channel, data)
+        interaction = self._open(
+            InteractionType.AUTOCOMPLETE, user, channel, data, integration=integration
+        )
         response = await interaction.wait_response(timeout)
         return response.choices
 

@@ -48,6 +48,10 @@ async def test_a_user_installed_copy_is_refused(fake_discord: FakeDiscord, tmp_p
             handle = await fake.slash(person, channel, name, options, integration="user")
             response = await handle.wait_response(timeout=3.0)
             assert response.ephemeral and response.content == NOT_INSTALLED, name
+        suggested = await fake.autocomplete(
+            person, channel, "entrance", "realms", {"realms": "he"}, integration="user"
+        )
+        assert suggested == []
         assert await bot.store.jobs() == []
         # The same person in the bot's own server is served (both installs authorize it).
         fake.add_member(fake.guild, person)
@@ -56,3 +60,7 @@ async def test_a_user_installed_copy_is_refused(fake_discord: FakeDiscord, tmp_p
         )
         response = await handle.wait_response(timeout=3.0)
         assert "#1 in line" in response.content
+        suggested = await fake.autocomplete(
+            person, fake.channel, "entrance", "realms", {"realms": "he"}, integration="user"
+        )
+        assert suggested  # the presets refused above
