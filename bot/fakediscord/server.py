@@ -55,7 +55,9 @@ class FakeDiscord:
     """A local Discord for one bot: REST at ``api_base``, gateway at ``gateway_url``.
 
     It starts with an owner, the bot, one guild (``guild``) with one text channel
-    (``channel``); add more with the ``create_*`` methods (they tell a connected bot).
+    (``channel``); add more with the ``create_*`` methods (they tell a connected bot). Like a
+    new application it has no privileged intents (``privileged_intents``: the Intent bits its
+    portal toggles allow), so the bot reads other people's messages without their content.
     """
 
     def __init__(
