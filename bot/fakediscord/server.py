@@ -256,6 +256,12 @@ class FakeDiscord:
             channel.overwrites.append(Overwrite(target.id, kind, int(allow), int(deny)))
         self.effects.channel_updated(channel)
 
+    def overwrite_of(self, channel: Channel, target: Role | User) -> tuple[int, int]:
+        """(allow, deny) of ``channel``'s overwrite for ``target``; (0, 0) without one."""
+        kind = 0 if isinstance(target, Role) else 1
+        found = next((o for o in channel.overwrites if (o.type, o.id) == (kind, target.id)), None)
+        return (0, 0) if found is None else (found.allow, found.deny)
+
     def clear_overwrite(self, channel: Channel, target: Role | User) -> None:
         """Remove ``channel``'s overwrite for ``target`` (its roles' permissions apply again)."""
         self.set_overwrite(channel, target)
