@@ -19,7 +19,9 @@ the server first sends ``{"kind": "state", ...}`` (what /api/state gives), then 
 ``{"kind": "reply", "id": N, "error": "what went wrong"}``. Actions: ``command`` (name,
 group?, subcommand?, options), ``autocomplete`` (the same and ``focused``), ``click``
 (message_id, custom_id), ``react`` (message_id, emoji, remove?), ``context`` (message_id,
-name), ``modal`` (interaction_id, values).
+name), ``modal`` (interaction_id, values), ``bot_permission`` (name, allowed: the admin
+allows or denies the bot a permission it needs in the channel; every page then gets
+``permissions``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.fakediscord import FakeDiscord, Interaction, Message, Permission, User, payloads
 from bot.fakediscord.changes import Change, ChangeKind
 from bot.fakediscord.state import Channel, has_permissions, needed_permissions_text
+from bot.playground.permissions import bot_permissions, set_bot_permission
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +101,7 @@ class Playground:
             "react": self.react,
             "context": self.context,
             "modal": self.modal,
+            "bot_permission": self.bot_permission,
         }
 
     # The app ------------------------------------------------------------------------------------
@@ -156,6 +160,7 @@ class Playground:
             "banner": {"tiny_models": self.banner.tiny_models, "text": self.banner.text},
             "commands": usable,
             "hidden": hidden,
+            "bot_permissions": bot_permissions(self.fake, self.channel),
             "timeout_ms": round((self.response_timeout + 5.0) * 1000),
             "messages": [
                 self.message_json(m, user)
@@ -269,6 +274,11 @@ class Playground:
         """What the page of ``user`` needs to know about ``change`` (None: nothing)."""
         if change.kind in (ChangeKind.BOT_CONNECT, ChangeKind.BOT_DISCONNECT):
             return {"kind": "bot", "connected": change.kind == ChangeKind.BOT_CONNECT}
+        if change.kind == ChangeKind.GUILD_UPDATE and change.payload.get("event") in (
+            "CHANNEL_UPDATE",
+            "GUILD_ROLE_UPDATE",
+        ):
+            return {"kind": "permissions", "permissions": bot_permissions(self.fake, self.channel)}
         if change.kind in (ChangeKind.COMMANDS_UPDATE, ChangeKind.GUILD_UPDATE):
             usable, hidden = self.commands_for(user)  # roles may have changed too
             return {"kind": "commands", "commands": usable, "hidden": hidden}
@@ -362,6 +372,19 @@ class Playground:
         values = {str(k): str(v) for k, v in dict(body.get("values") or {}).items()}
         handle = await _driver(self.fake.submit_modal(interaction, values))
         return await self._answered(handle)
+
+    async def bot_permission(self, user: User, body: dict[str, Any]) -> dict[str, Any]:
+        """Allow or deny the bot one permission it needs in the channel, as a server admin
+        would in the channel's settings (only the admin may)."""
+        if user.username != ADMIN:
+            raise Refused(f"Only a server admin can change the bot's permissions: act as {ADMIN}.")
+        try:
+            set_bot_permission(
+                self.fake, self.channel, str(body.get("name", "")), bool(body.get("allowed"))
+            )
+        except ValueError as error:
+            raise Refused(str(error)) from None
+        return {"permissions": bot_permissions(self.fake, self.channel)}
 
     async def _answered(self, handle: Interaction) -> dict[str, Any]:
         """Wait for the bot's first answer, as Discord's client does; a modal goes back to

@@ -12,6 +12,7 @@ const NOT_RUNNING = "The playground is not running — start it with `make run`.
 const state = {
   me: null, people: [], roles: [], commands: [], hidden: [], messages: new Map(),
   channel: null, dm: null, guild: null, view: "channel", bot: null, timeoutMs: 10000, unread: 0,
+  permissions: [],
 };
 let notices = 0;
 
@@ -56,6 +57,7 @@ function receive(event) {
   else if (event.kind === "delete") remove(event.id);
   else if (event.kind === "commands") { state.commands = event.commands; state.hidden = event.hidden; updateComposer(); }
   else if (event.kind === "bot") setBot(event.connected);
+  else if (event.kind === "permissions") { state.permissions = event.permissions; renderPermissions(); }
   else if (event.kind === "reply") {
     const pending = requests.get(event.id);
     if (!pending) return;
@@ -99,6 +101,8 @@ function load(data) {
   $("channel-name").textContent = data.channel.name;
   $("guild-name").textContent = data.guild.name;
   setBot(data.bot.connected, data.bot.name);
+  state.permissions = data.bot_permissions;
+  renderPermissions();
   const banner = $("banner");
   banner.hidden = !data.banner.text;
   banner.textContent = data.banner.text || "";
@@ -115,6 +119,25 @@ function setBot(connected, name) {
   const status = $("bot-status");
   status.textContent = `${state.bot || "the bot"} ${connected ? "online" : "offline"}`;
   status.classList.toggle("online", connected);
+}
+
+// The bot's permissions in the channel, as a server admin sees them in the channel's settings:
+// the admin can deny one and watch the bot refuse (or, mid-painting, send the picture by DM).
+function renderPermissions() {
+  const admin = state.me && state.me.admin;
+  $("perms-title").textContent = `${state.bot || "the bot"} in #${state.channel.name}`;
+  $("perms-list").replaceChildren(...state.permissions.map((p) => {
+    const box = el("input", { type: "checkbox", checked: p.allowed, disabled: !admin });
+    box.onchange = () => act(async () => {
+      try {
+        await request("bot_permission", { name: p.name, allowed: box.checked });
+      } finally {
+        renderPermissions();  // what the server says, also when it refused
+      }
+    });
+    return el("label", { className: "perm", title: p.why }, box, ` ${p.name}`);
+  }));
+  $("perms-note").textContent = admin ? "" : "only an admin (mod) can change these";
 }
 
 // --- places: the channel and the direct messages --------------------------------------------
