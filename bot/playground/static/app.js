@@ -135,7 +135,7 @@ function renderPermissions() {
         renderPermissions();  // what the server says, also when it refused
       }
     });
-    return el("label", { className: "perm", title: p.why }, box, ` ${p.name}`);
+    return el("label", { className: "perm", title: p.why }, box, el("span", {}, p.name));
   }));
   $("perms-note").textContent = admin ? "" : "only an admin (mod) can change these";
 }
