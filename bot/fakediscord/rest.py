@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from .state import Channel, Emoji, Message, Permission, Upload, World
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
+MAX_CALLS = 100_000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Routes that authenticate with the interaction token in the path, not the bot token.
@@ -98,7 +100,8 @@ class RestApi:
         self.application_flags = application_flags
         self.gateway_url = gateway_url
         self.unknown_requests: list[str] = []
-        self.calls: list[Call] = []  # every API request, in order
+        # The API requests, in order: the last MAX_CALLS (a long playground session stays small).
+        self.calls: deque[Call] = deque(maxlen=MAX_CALLS)
         self.message_content = message_content  # the app's Message Content toggle
         self.cdn_bytes_per_second: float | None = None  # None: attachments as fast as possible
 

@@ -549,9 +549,10 @@ class FakeDiscord:
     def calls(
         self, method: str | None = None, route: str | None = None, **params: object
     ) -> list[Call]:
-        """The bot's API requests so far, oldest first, optionally only ``method`` on
-        ``route`` (a discord.py Route path such as ``/channels/{channel_id}/messages``) with
-        these path values, e.g. ``calls("PATCH", message_id=status.id)``."""
+        """The bot's API requests so far (the last 100,000), oldest first; optionally only
+        ``method`` on ``route`` (a discord.py Route path such as
+        ``/channels/{channel_id}/messages``) with these path values, e.g.
+        ``calls("PATCH", message_id=status.id)``."""
         return [
             call
             for call in self.rest.calls
