@@ -207,8 +207,8 @@ async def test_pictures_land_in_the_task_files_folder_per_person(world: World) -
     await posted_results(world, status_of(other), 1)
 
     assert sorted(p.name for p in folder.iterdir()) == [
-        f"lighthouse_{n}.{ext}" for n in (1, 2, 3) for ext in ("png", "txt")
-    ]  # no hidden temporary files left, nothing else
+        f"lighthouse_{n}.{ext}" for n in (1, 2, 3) for ext in ("gif", "png", "txt")
+    ]  # each picture with its call string and timelapse; no hidden temporary files left
     jobs = await delivered_jobs(world, ada)
     assert [job.output_path for job in jobs] == [
         str(folder / f"lighthouse_{n}.png") for n in (1, 2, 3)
