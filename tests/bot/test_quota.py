@@ -241,3 +241,61 @@ async def test_admit_all_takes_one_persons_jobs(store: Store) -> None:
         await admit_all(store, [new_job(1), new_job(2)], LIMITS)
     with pytest.raises(ValueError, match="at least one"):
         await admit_all(store, [], LIMITS)
+
+
+def test_every_role_override_counts_whatever_order_the_roles_come_in() -> None:
+    """A role without overrides before the one with them changes nothing; each overridden
+    limit (pending, prompt length, daily, iterations, size) is loosened by it."""
+    settings = Settings(
+        daily_images=25, max_pending=3, max_iterations=1000, max_prompt_length=350,
+        role_limits={"Patron": RoleLimits(
+            daily_images=100, max_pending=8, max_iterations=2000, max_size=(640, 480),
+            max_prompt_length=900,
+        )},
+    )  # fmt: skip
+    patron = Limits(100, 8, 2000, 307_200, 900)
+    policy = Policy(settings)
+    assert policy.limits_for([(9, "Patron")]) == patron
+    assert policy.limits_for([(1, "Everyone"), (2, "Artists"), (9, "Patron")]) == patron
+
+
+def test_fit_size_keeps_16_pixels_a_side_and_aspect_sizes_stay_under_4096() -> None:
+    """A very long picture scaled into a small area keeps at least 16 px on its short side;
+    a very large area for an aspect stops at 4096 px on the long side."""
+    assert fit_size(4096, 64, 4096) == (512, 16)
+    assert fit_size(64, 4096, 4096) == (16, 512)
+    assert size_for_aspect("4:1", 10**8) == (4096, 1024)
+    assert size_for_aspect("1:4", 10**8) == (1024, 4096)
+
+
+def test_a_prompt_exactly_at_the_limit_is_accepted() -> None:
+    request = Request(prompts=(Prompt("x" * 50),), size=(64, 64), iterations=5)
+    assert fit_request(request, LIMITS) == (request, [])
+
+
+async def test_the_pending_refusal_says_how_many_in_words(store: Store) -> None:
+    one = Limits(daily_images=None, max_pending=1, max_iterations=100, max_area=None,
+                 max_prompt_length=None)  # fmt: skip
+    await admit(store, new_job(2), one)
+    with pytest.raises(QuotaExceeded) as refused:
+        await admit(store, new_job(2), one)
+    assert refused.value.message == (
+        "You already have 1 job waiting or running, the most you can have at once (1). "
+        "Send this again when one of them has finished."
+    )
+
+
+async def test_admit_all_counts_only_today_and_returns_the_queued_jobs(store: Store) -> None:
+    """Yesterday's five images leave today's quota whole: a batch of five fits, and each
+    admission carries its queued job, in order."""
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    daily = Limits(daily_images=5, max_pending=None, max_iterations=100, max_area=None,
+                   max_prompt_length=None)  # fmt: skip
+    for job in await admit_all(store, [new_job(3) for _ in range(5)], daily):
+        await set_status(store, job.job.id, "done")
+    clock.now = NOON + DAY
+    admitted = await admit_all(store, [new_job(3) for _ in range(5)], daily)
+    assert [a.job.status for a in admitted] == ["queued"] * 5
+    assert [a.job.id for a in admitted] == sorted(a.job.id for a in admitted)
+    assert all(a.job.owner_id == 3 and a.job.created_at == NOON + DAY for a in admitted)
