@@ -31,6 +31,7 @@ from engine.tasks import add_tasks_arguments, parse_devices
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from engine.loop import Finished
     from engine.timelapse import Timelapse
 
 TINY_NOTE = (
@@ -108,6 +109,10 @@ def build_parser() -> RequestParser:
     bench.add_argument("--iterations", type=int, default=5, metavar="N", help="timed iterations")
     bench.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed first ones")
     bench.add_argument("--device", default="auto", metavar="D")
+    bench.add_argument(
+        "--count", type=int, default=1, metavar="N",
+        help="paint N pictures as one batch, and compare seconds per picture with one at a time",
+    )  # fmt: skip
     bench.add_argument("--precision", default="auto", choices=PRECISIONS)
     bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
     bench.add_argument(
@@ -245,7 +250,7 @@ def _run(args: argparse.Namespace) -> int:
 
         iterations = args.iterations if args.jobs else args.warmup + args.iterations
         request = bench_request(
-            args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device
+            args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device, args.count
         ).replace(precision=args.precision, compile=args.compile)
         _warn_if_gpu_unused(args.device)
         if args.jobs:
@@ -317,7 +322,7 @@ def _generate(request: Request) -> int:
 
     from engine import models
     from engine.loop import Finished, generate
-    from engine.outputs import check_writable, png_bytes, write_png_safely
+    from engine.outputs import check_writable
     from engine.timelapse import Timelapse
 
     for note in request.check_inputs():
@@ -352,21 +357,45 @@ def _generate(request: Request) -> int:
             if frames is not None and event.frame is not None:
                 frames.add(event.frame)
     try:
-        png = png_bytes(result.image, result.request, str(device))
-        call = result.request.recipe().to_call_string()
-        path, elsewhere = write_png_safely(png, call, output)
+        saved = _save_pictures(result, output, str(device))
     except OSError as error:
         print(f"doorways: error: {error}", file=sys.stderr)
         return 1
-    if elsewhere is not None:
-        print(f"doorways: warning: {elsewhere}", file=sys.stderr)
-    print(f"saved {path} in {result.seconds:.1f} s (seed {result.request.seed})", file=sys.stderr)
+    for path, elsewhere, own in saved:
+        if elsewhere is not None:
+            print(f"doorways: warning: {elsewhere}", file=sys.stderr)
+        what = f"seed {own.seed}"
+        if own.count > 1:
+            what = "the grid" if own.index is None else f"picture {own.index}, {what}"
+        print(f"saved {path} in {result.seconds:.1f} s ({what})", file=sys.stderr)
+        call = own.recipe().to_call_string().removeprefix("doorways")
+        print(f"reproduce: {doorways_command()}{call}", file=sys.stderr)
     if frames is not None and request.timelapse is not None:
         frames.add(result.image)
         _save_timelapse(frames, Path(request.timelapse).expanduser())
-    call = result.request.recipe().to_call_string().removeprefix("doorways")
-    print(f"reproduce: {doorways_command()}{call}", file=sys.stderr)
     return 0
+
+
+def _save_pictures(
+    result: "Finished", output: Path, device: str
+) -> list[tuple[Path, str | None, Request]]:
+    """Write the picture at `output`; a batch's pictures at `output-1.png`, `output-2.png`, …
+    each with its own call string, and their grid at `output-grid.png` with the batch's.
+    Returns (where, why elsewhere, whose request) for each file."""
+    from engine.outputs import png_bytes, write_png_safely
+
+    files = [(result.image, result.request, output)]
+    if len(result.images) > 1:
+        stem = output.with_suffix("").name
+        files = [
+            (image, request, output.with_name(f"{stem}-{request.index}.png"))
+            for image, request in zip(result.images, result.requests, strict=True)
+        ] + [(result.image, result.request, output.with_name(f"{stem}-grid.png"))]
+    saved = []
+    for image, request, path in files:
+        png = png_bytes(image, request, device)
+        saved.append((*write_png_safely(png, request.recipe().to_call_string(), path), request))
+    return saved
 
 
 def _save_timelapse(frames: "Timelapse", path: Path) -> None:

@@ -7,9 +7,10 @@ closing the generator cancels it between iterations.
 """
 
 import functools
+import operator
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from engine import deterministic, losses, timelapse
-from engine.cutouts import render_cutouts, sample_augmentations, sample_cutouts
+from engine.cutouts import Cutouts, render_cutouts, sample_augmentations, sample_cutouts
 from engine.images import read_image
 from engine.models import CLIP, VQGAN
 from engine.registry import token_grid
@@ -40,11 +41,17 @@ class Progress:
 
 @dataclass(frozen=True)
 class Finished:
-    """The result: the image after the last step, and the request with its actual seed."""
+    """The result: the image after the last step, and the request with its actual seed.
 
-    image: Tensor  # (3, H, W) in [0, 1] on the CPU
+    A batch (--count above 1, no --index) gives its grid as `image` and each picture with
+    its own request in `images` and `requests`; a single picture is all three.
+    """
+
+    image: Tensor  # (3, H, W) in [0, 1] on the CPU: the picture, or the batch's grid
     request: Request
     seconds: float
+    images: tuple[Tensor, ...]  # (3, H, W) each
+    requests: tuple[Request, ...]  # each picture's own: its call string reproduces it
 
 
 def with_seed(request: Request) -> Request:
@@ -52,6 +59,13 @@ def with_seed(request: Request) -> Request:
     if request.seed is not None:
         return request
     return request.replace(seed=random.SystemRandom().randint(0, 2**32 - 1))
+
+
+def grid(images: Sequence[Tensor]) -> Tensor:
+    """(3, H, W) pictures → one (3, rows·H, columns·W) grid: 2×2 for four, a row for fewer."""
+    columns = 2 if len(images) == 4 else len(images)
+    rows = [torch.cat(list(images[i : i + columns]), dim=2) for i in range(0, len(images), columns)]
+    return torch.cat(rows, dim=1)
 
 
 def latent_size(request: Request, factor: int) -> tuple[int, int]:
@@ -97,9 +111,10 @@ def load_image(path: str, width: int, height: int, device: torch.device) -> Tens
 
 
 def initial_latent(
-    request: Request, vqgan: VQGAN, generator: torch.Generator, size: tuple[int, int]
+    request: Request, vqgan: VQGAN, generators: Sequence[torch.Generator], size: tuple[int, int]
 ) -> Tensor:
-    """z from seeded random codebook tokens, or from the init image through the encoder."""
+    """(B, C, h, w) z: each picture's from its own seeded random codebook tokens, or all
+    from the init image through the encoder."""
     tokens_x, tokens_y = size
     device = vqgan.codebook.device
     if request.init_image is not None:
@@ -107,10 +122,15 @@ def initial_latent(
             request.init_image, tokens_x * vqgan.factor, tokens_y * vqgan.factor, device
         )
         with torch.no_grad():
-            return vqgan.encode(image)
+            z = vqgan.encode(image)
+        return z if len(generators) == 1 else z.repeat(len(generators), 1, 1, 1)
     n_codes, channels = vqgan.codebook.shape
-    tokens = torch.randint(n_codes, (tokens_y * tokens_x,), generator=generator, device=device)
-    return vqgan.codebook[tokens].T.reshape(1, channels, tokens_y, tokens_x).clone()
+    latents = []
+    for generator in generators:
+        tokens = torch.randint(n_codes, (tokens_y * tokens_x,), generator=generator, device=device)
+        latents.append(vqgan.codebook[tokens].T.reshape(1, channels, tokens_y, tokens_x))
+    # clone keeps the one picture's memory layout as it always was (and so its arithmetic)
+    return latents[0].clone() if len(latents) == 1 else torch.cat(latents)
 
 
 @dataclass(frozen=True)
@@ -194,17 +214,24 @@ def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
 def generate(
     request: Request, vqgan: VQGAN, clip: CLIP
 ) -> Generator[Progress | Finished, None, None]:
-    """Run the request on loaded models; yields Progress per step and then Finished."""
+    """Run the request on loaded models; yields Progress per step and then Finished.
+
+    A batch of --count pictures is one latent (B, C, h, w) through the decoder and CLIP in
+    one pass; each picture draws its cutouts and augmentations from its own generator
+    (seed, seed+1, …) and its losses are added, so no picture steers another.
+    """
     started = time.perf_counter()
     request = with_seed(request)
     assert request.seed is not None
     device = vqgan.codebook.device
-    generator = torch.Generator(device).manual_seed(request.seed)
+    generators = [
+        torch.Generator(device).manual_seed(request.seed + i) for i in range(request.count)
+    ]
     tokens_x, tokens_y = latent_size(request, vqgan.factor)
     width, height = tokens_x * vqgan.factor, tokens_y * vqgan.factor
 
     targets = _targets(request, clip, device)
-    z = initial_latent(request, vqgan, generator, (tokens_x, tokens_y))
+    z = initial_latent(request, vqgan, generators, (tokens_x, tokens_y))
     z_init = z.detach().clone() if request.init_weight > 0 else None
     z_min, z_max = vqgan.codebook.min(0).values, vqgan.codebook.max(0).values
     z.requires_grad_(True)
@@ -220,35 +247,37 @@ def generate(
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 decoded = decode(quantize(z, vqgan.codebook)).float()
-            image = _ClampWithGrad.apply(decoded, 0.0, 1.0)
-            cuts = sample_cutouts(
-                width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
-            )
-            augs = sample_augmentations(cuts, request.augments, clip.input_size, generator)
-            with autocast:
-                embeds = encode_image(render_cutouts(image, cuts, augs, clip.input_size))
-            embeds = embeds.float()
-            placement = _placement(targets, cuts.centres_x, request.panorama)
-            cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
-            terms = {
-                "prompt": losses.prompt_loss(
-                    embeds, targets.embeds, targets.weights, placement, cut_weights
+            image = _ClampWithGrad.apply(decoded, 0.0, 1.0)  # (B, 3, H, W)
+            cuts = [
+                sample_cutouts(
+                    width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
                 )
-            }
-            if request.semantic_weight > 0:
-                mixed = losses.mixed_targets(targets.embeds, targets.weights, placement)
-                semantic = losses.semantic_symmetry_loss(embeds, mixed, cuts.pairs)
-                terms["semantic"] = request.semantic_weight * semantic
-            if request.tone_weight > 0:
-                tone = losses.tone_symmetry_loss(image, request.symmetry_blur)
-                terms["tone"] = request.tone_weight * tone
-            if request.sobel_weight > 0:
-                sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
-                terms["sobel"] = request.sobel_weight * sobel
-            if z_init is not None:
-                terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
-            total = sum(terms.values())
-            assert isinstance(total, Tensor)
+                for generator in generators
+            ]
+            augs = [
+                sample_augmentations(cut, request.augments, clip.input_size, generator)
+                for cut, generator in zip(cuts, generators, strict=True)
+            ]
+            canvases = _each(image, 1)
+            rendered = [
+                render_cutouts(canvas, cut, aug, clip.input_size)
+                for canvas, cut, aug in zip(canvases, cuts, augs, strict=True)
+            ]
+            with autocast:  # (B·K, 3, S, S): every picture's cutouts in one pass
+                embeds = encode_image(rendered[0] if len(rendered) == 1 else torch.cat(rendered))
+            latents = (
+                [None] * len(canvases)
+                if z_init is None
+                else list(zip(_each(z, 1), _each(z_init, 1), strict=True))
+            )
+            per_picture = [
+                _picture_losses(request, targets, cut, embed, canvas, latent)
+                for cut, embed, canvas, latent in zip(
+                    cuts, _each(embeds.float(), request.cutn), canvases, latents, strict=True
+                )
+            ]
+            terms = {name: _sum([t[name] for t in per_picture]) for name in per_picture[0]}
+            total = _sum(list(terms.values()))
             total.backward()
             optimizer.step()
             with torch.no_grad():
@@ -256,13 +285,64 @@ def generate(
 
             preview = frame = None
             if request.preview_every and iteration % request.preview_every == 0:
-                preview = image.detach()[0].cpu()
+                preview = grid(image.detach().cpu())
             if request.timelapse is not None and timelapse.is_frame(iteration, request.iterations):
-                frame = preview if preview is not None else image.detach()[0].cpu()
+                frame = preview if preview is not None else grid(image.detach().cpu())
             terms["total"] = total
             losses_now = {k: v.detach() for k, v in terms.items()}
             yield Progress(iteration, request.iterations, losses_now, preview, frame)
 
         with torch.no_grad(), autocast:
-            final = vqgan.decode(quantize(z, vqgan.codebook)).float().clamp(0, 1)[0].cpu()
-    yield Finished(final, request, time.perf_counter() - started)
+            final = vqgan.decode(quantize(z, vqgan.codebook)).float().clamp(0, 1).cpu()
+    seconds = time.perf_counter() - started
+    if request.index is not None:  # a reproduction: keep the one picture asked for
+        kept = final[request.index - 1]
+        yield Finished(kept, request, seconds, (kept,), (request,))
+        return
+    pictures = tuple(final)
+    yield Finished(grid(pictures), request, seconds, pictures, request.pictures())
+
+
+def _picture_losses(
+    request: Request,
+    targets: _Targets,
+    cuts: Cutouts,
+    embeds: Tensor,
+    image: Tensor,
+    latents: tuple[Tensor, Tensor] | None,
+) -> dict[str, Tensor]:
+    """One picture's loss terms: its (K, D) cutout embeddings, its (1, 3, H, W) canvas and,
+    with an init weight, its latent and the latent it started from."""
+    placement = _placement(targets, cuts.centres_x, request.panorama)
+    cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
+    terms = {
+        "prompt": losses.prompt_loss(
+            embeds, targets.embeds, targets.weights, placement, cut_weights
+        )
+    }
+    if request.semantic_weight > 0:
+        mixed = losses.mixed_targets(targets.embeds, targets.weights, placement)
+        semantic = losses.semantic_symmetry_loss(embeds, mixed, cuts.pairs)
+        terms["semantic"] = request.semantic_weight * semantic
+    if request.tone_weight > 0:
+        terms["tone"] = request.tone_weight * losses.tone_symmetry_loss(
+            image, request.symmetry_blur
+        )
+    if request.sobel_weight > 0:
+        sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
+        terms["sobel"] = request.sobel_weight * sobel
+    if latents is not None:
+        z, z_init = latents
+        terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
+    return terms
+
+
+def _each(batch: Tensor, size: int) -> list[Tensor]:
+    """Split along the first dimension into pieces of `size`; a single piece is the tensor
+    itself, so the single picture's autograd graph (and its rounding) stays as it was."""
+    return [batch] if batch.shape[0] == size else list(batch.split(size))
+
+
+def _sum(values: list[Tensor]) -> Tensor:
+    """Add tensors left to right (one is returned as it is: the single picture's arithmetic)."""
+    return functools.reduce(operator.add, values)

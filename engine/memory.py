@@ -30,17 +30,19 @@ FIXED = (948 + 512) * MIB
 CPU_AREA = 450 * 300  # on a CPU the cap is about waiting time, not memory
 
 
-def peak_bytes(pixels: int, cutn: int) -> float:
-    """The estimated peak GPU memory of one job."""
-    return FIXED + PER_PIXEL * pixels + PER_CUTOUT * cutn
+def peak_bytes(pixels: int, cutn: int, count: int = 1) -> float:
+    """The estimated peak GPU memory of one job painting `count` pictures as one batch: the
+    weights once, the activations per picture."""
+    return FIXED + count * (PER_PIXEL * pixels + PER_CUTOUT * cutn)
 
 
-def largest_area(memory_bytes: int | None, cutn: int) -> int:
-    """The most pixels a job with `cutn` cutouts can have on a card with this much memory;
-    None (a CPU) gives CPU_AREA."""
+def largest_area(memory_bytes: int | None, cutn: int, count: int = 1) -> int:
+    """The most pixels each picture of a job with `cutn` cutouts and `count` pictures can
+    have on a card with this much memory; None (a CPU) gives CPU_AREA shared by the batch
+    (the wait grows with the pixels painted)."""
     if memory_bytes is None:
-        return CPU_AREA
-    usable = memory_bytes - FIXED - PER_CUTOUT * cutn
+        return CPU_AREA // count
+    usable = (memory_bytes - FIXED) / count - PER_CUTOUT * cutn
     return max(0, int(usable / PER_PIXEL))
 
 

@@ -28,6 +28,7 @@ KERNELS = ("fast", "deterministic")  # engine/deterministic.py
 MAX_SIDE = 4096
 MAX_ITERATIONS = 100_000
 MAX_SEED = 2**63 - 1
+MAX_COUNT = 4  # a 2×2 grid
 
 
 def _option(flag: str, help: str, **argparse_kwargs: Any) -> dict[str, Any]:
@@ -57,6 +58,24 @@ class Request:
             "--seed", "random seed (default: a new one, recorded)", type=int, metavar="N"
         ),
     )
+    count: int = field(
+        default=1,
+        metadata=_option(
+            "--count",
+            f"paint N pictures (1-{MAX_COUNT}) as one batch, seeds SEED, SEED+1, …, and a grid "
+            "of them",
+            type=int, metavar="N",
+        ),
+    )  # fmt: skip
+    index: int | None = field(
+        default=None,
+        metadata=_option(
+            "--index",
+            "paint the whole batch of --count, keep only picture I (1-N): how one picture "
+            "of a batch is reproduced exactly",
+            type=int, metavar="I",
+        ),
+    )  # fmt: skip
     # Optimisation
     lr: float = field(
         default=0.1, metadata=_option("--lr", "learning rate", type=float, metavar="X")
@@ -333,6 +352,14 @@ class Request:
     def replace(self, **changes: Any) -> "Request":
         return dataclasses.replace(self, **changes)
 
+    def pictures(self) -> tuple["Request", ...]:
+        """Each picture's own request, in batch order: its call string repaints the batch and
+        keeps that picture (`--count 4 --index 2`), which reproduces it exactly, as a batch
+        may round differently from a single picture. One for --count 1 or an --index."""
+        if self.count == 1 or self.index is not None:
+            return (self,)
+        return tuple(self.replace(index=i) for i in range(1, self.count + 1))
+
     def recipe(self) -> "Request":
         """The picture's recipe: this request less where it was saved, how it was watched
         and whether it was compiled.
@@ -388,6 +415,13 @@ def _validate(r: Request) -> None:
     _check_range("iterations", r.iterations, 1, MAX_ITERATIONS, int)
     if r.seed is not None:
         _check_range("seed", r.seed, 0, MAX_SEED, int)
+    _check_range("count", r.count, 1, MAX_COUNT, int)
+    if r.seed is not None and r.seed + r.count - 1 > MAX_SEED:
+        raise ValueError(f"seed {r.seed} leaves no room for {r.count} pictures' seeds")
+    if r.index is not None:
+        if r.count == 1:
+            raise ValueError("--index picks one picture of a batch: give --count 2 or more")
+        _check_range("index", r.index, 1, r.count, int)
     _check_range("lr", r.lr, 1e-6, 10.0, float)
     _check_choice("optimizer", r.optimizer, OPTIMIZERS)
     _check_range("cutn", r.cutn, 1, 256, int)

@@ -27,6 +27,17 @@ def test_more_memory_or_fewer_cutouts_allow_bigger_pictures() -> None:
     assert memory.largest_area(1 * GIB, 256) == 0  # too small for anything: no negative area
 
 
+def test_a_batch_costs_its_activations_per_picture() -> None:
+    """Four pictures as one batch hold the weights once and four pictures' activations."""
+    one = memory.peak_bytes(448 * 304, 32)
+    assert memory.peak_bytes(448 * 304, 32, count=4) == one + 3 * (one - memory.FIXED)
+    area = memory.largest_area(24 * GIB, 32, count=4)
+    assert memory.peak_bytes(area, 32, count=4) <= 24 * GIB
+    assert memory.peak_bytes(area + 100, 32, count=4) > 24 * GIB
+    assert area < memory.largest_area(24 * GIB, 32) / 3
+    assert memory.largest_area(None, 32, count=2) == memory.CPU_AREA // 2
+
+
 def test_the_docs_table_is_what_the_model_says() -> None:
     """docs/performance.md's "largest sizes" table comes from largest_size, so it stays true."""
     page = (Path(__file__).parents[2] / "docs" / "performance.md").read_text(encoding="utf-8")
