@@ -37,7 +37,24 @@ def bench(request: Request, warmup: int) -> dict[str, Any]:
     vqgan = models.load_vqgan(request.vqgan, device)
     clip = models.load_clip(request.clip, device)
     load_seconds = time.perf_counter() - started
-    return {**measure(request, vqgan, clip, warmup), "load_s": round(load_seconds, 2)}
+    result = {**measure(request, vqgan, clip, warmup), "load_s": round(load_seconds, 2)}
+    if request.count > 1:
+        result.update(batch_against_separate(request, result["s_per_it"], vqgan, clip, warmup))
+    return result
+
+
+def batch_against_separate(
+    request: Request, batch_s_per_it: float, vqgan: models.VQGAN, clip: models.CLIP, warmup: int
+) -> dict[str, Any]:
+    """Seconds per picture and iteration: the batch of request.count against one picture at a
+    time (N separate runs take N times one run's), and how much faster the batch is."""
+    single = measure(request.replace(count=1), vqgan, clip, warmup)["s_per_it"]
+    per_picture = batch_s_per_it / request.count
+    return {
+        "s_per_image_it_batch": round(per_picture, 4),
+        "s_per_image_it_separate": single,
+        "batch_speedup": round(single / per_picture, 2) if per_picture else None,
+    }
 
 
 def measure(
@@ -87,6 +104,7 @@ def measure(
         "threads": torch.get_num_threads(),
         "size": [tokens_x * vqgan.factor, tokens_y * vqgan.factor],
         "cutn": request.cutn,
+        "count": request.count,
         "vqgan": request.vqgan,
         "clip": request.clip,
         "torch": torch.__version__,
@@ -94,13 +112,20 @@ def measure(
 
 
 def bench_request(
-    vqgan: str, clip: str, size: tuple[int, int], cutn: int, iterations: int, device: str
+    vqgan: str,
+    clip: str,
+    size: tuple[int, int],
+    cutn: int,
+    iterations: int,
+    device: str,
+    count: int = 1,
 ) -> Request:
     """The benchmark's request: a two-prompt panorama with the symmetry terms on."""
     return Request(
         prompts=(Prompt("entrance to heaven"), Prompt("entrance to hell")),
         size=size, iterations=iterations, cutn=cutn, seed=0, vqgan=vqgan, clip=clip,
         device=device, panorama="smooth", mirror=0.5, semantic_weight=0.1, tone_weight=1.0,
+        count=count,
     )  # fmt: skip
 
 

@@ -34,3 +34,17 @@ def test_bench_jobs_reports_jobs_per_hour(capsys: pytest.CaptureFixture[str]) ->
     assert (result["jobs"], result["done"], result["workers"]) == (3, 3, 2)
     assert result["devices"] == ["cpu", "cpu"] and result["iterations"] == 2
     assert result["jobs_per_hour"] == pytest.approx(3 * 3600 / result["seconds"], rel=0.01)
+
+
+def test_bench_count_compares_a_batch_with_one_at_a_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--count N times the batch and one picture alone, and reports seconds per picture."""
+    argv = ["bench", "--vqgan", "tiny", "--clip", "tiny", "--size", "32", "32", "--cutn", "2"]
+    assert cli.main([*argv, "--iterations", "2", "--device", "cpu", "--count", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 2
+    assert result["s_per_image_it_batch"] == pytest.approx(result["s_per_it"] / 2, abs=1e-4)
+    assert result["s_per_image_it_separate"] > 0
+    speedup = result["s_per_image_it_separate"] / result["s_per_image_it_batch"]
+    assert result["batch_speedup"] == pytest.approx(speedup, rel=0.01)
