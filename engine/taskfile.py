@@ -94,10 +94,12 @@ RUNVQGAN_FIELDS = ("text", "style", "iterations", "out_file", "out_folder", "por
                    "resolution")  # fmt: skip
 ENTRANCE_FIELDS = ("realms", "preset", "door", "modifiers")
 # Request fields a task file does not set under their own names: the runvqgan fields stand
-# for size, iterations and output, and the device is the runner's choice.
+# for size, iterations and output, and the device is the runner's choice. A task's pictures
+# are its `each` repetitions, one at a time: batching them (`count`) is not offered yet.
 _NOT_TASK_FIELDS = frozenset(
-    {"prompts", "size", "iterations", "output", "device", "preview_every", "timelapse"}
-)
+    {"prompts", "size", "iterations", "output", "device", "preview_every", "timelapse",
+     "count", "index"}
+)  # fmt: skip
 
 
 def _request_fields() -> dict[str, dataclasses.Field[Any]]:
