@@ -358,7 +358,8 @@ def _fake_generate(
                 image = torch.rand(3, 32, 48) if preview_every and i % preview_every == 0 else None
                 on_step(i)
                 yield _CountingProgress(i, iterations, {"total": torch.tensor(1.0 / i)}, image)
-            yield loop.Finished(torch.rand(3, 32, 48), request.replace(seed=7), 0.1)
+            final, done = torch.rand(3, 32, 48), request.replace(seed=7)
+            yield loop.Finished(final, done, 0.1, (final,), (done,))
         finally:
             if closed is not None:
                 closed.append(True)
