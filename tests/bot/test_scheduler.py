@@ -297,6 +297,39 @@ async def test_pause_starts_nothing_new_until_resumed_even_after_a_restart(
     await again.stop(timeout=1)
 
 
+async def test_a_guilds_pause_holds_only_its_jobs(store: Store, tmp_path: Path) -> None:
+    """/admin pause in guild 1: its jobs wait while guild 2's go on, and a batch still takes
+    its turn; after a restart guild 1 is still paused; resume there hands its job over."""
+    worker, reporter = FakeWorker(), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path)
+    request = new_job(owner=1).request
+    held = await store.add(NewJob("imagine", 1, 1, 2, request))
+    other = await store.add(NewJob("imagine", 2, 2, 3, request))
+    assert await scheduler.pause(1, by=7) and not await scheduler.pause(1, by=7)
+    assert scheduler.holds(1) and not scheduler.holds(2) and not scheduler.holds(None)
+    await scheduler.start()
+    assert await worker.next() == other.id
+    worker.done(other.id)
+    await reporter.next_delivery()
+    batch = folder_run(tmp_path, 1)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    assert await play(worker, 1) == ["nightly:a.txt#1"]  # held jobs do not block the batch
+    await asyncio.wait_for(running, 5.0)
+    batch.close()
+    await asyncio.sleep(0.2)
+    assert worker.submitted.empty()
+    await scheduler.stop(timeout=1)
+
+    worker, reporter = FakeWorker(), Reporter()
+    again = Scheduler(store, worker, reporter, outputs=tmp_path)
+    await again.start()
+    await asyncio.sleep(0.2)
+    assert again.holds(1) and worker.submitted.empty()
+    assert await again.resume(1) and not again.holds(1)
+    assert await worker.next() == held.id
+    await again.stop(timeout=1)
+
+
 async def test_estimate_uses_progress_and_history(
     store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
 ) -> None:

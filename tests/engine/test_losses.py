@@ -108,3 +108,15 @@ def test_gaussian_blur_keeps_constants_and_mirrors() -> None:
         losses.gaussian_blur(image.flip(-1), 2.0), losses.gaussian_blur(image, 2.0).flip(-1),
         atol=1e-6,
     )  # fmt: skip
+
+
+def test_sobel_magnitude_finds_edges_only() -> None:
+    """A vertical step from 0 to 1: magnitude 4 (the Sobel kernel's weight) on the two columns
+    beside the step, about 0 on flat ground, and the image's own shape."""
+    grey = torch.zeros(1, 1, 8, 10)
+    grey[..., 5:] = 1.0
+    edges = losses.sobel_magnitude(grey)
+    assert edges.shape == grey.shape
+    assert torch.allclose(edges[..., 4:6], torch.full((1, 1, 8, 2), 4.0))
+    flat = torch.cat([edges[..., :3], edges[..., 7:]], dim=-1)
+    assert flat.max().item() < 1e-3
