@@ -79,6 +79,9 @@ def queued_text(job: Job, position: int, wait_s: float) -> str:
     """The acknowledgement: `#3 in line, ready in about 4 min`."""
     line = f"#{position} in line, ready in {format_duration(wait_s)}"
     size = f"{job.width}×{job.height}, {job.iterations} iterations, seed {job.seed}"
+    count = job.request.count
+    if count > 1 and job.seed is not None:  # pictures with seeds S … S+N-1
+        size = f"a grid of {count} at {size}–{job.seed + count - 1}"
     return _with_notes([headline(job), f"{line} · {size}"], job)
 
 

@@ -107,7 +107,18 @@ def from_job(job: Job) -> Parameters:
     request = job.request
     if request.seed is None and job.seed is not None:
         request = request.replace(seed=job.seed)
-    return Parameters(request, job.call_string, job)
+    return Parameters(request, grid_call_strings(request, job.call_string), job)
+
+
+def grid_call_strings(request: Request, call_string: str) -> str:
+    """A grid's call string, then each of its pictures' (each reproduces that picture
+    alone), as shell comments and lines; any other request's call string as it is."""
+    if request.count == 1 or request.index is not None:
+        return call_string
+    lines = [f"# the grid of {request.count}", call_string]
+    for picture in request.pictures():
+        lines += [f"# picture {picture.index}", picture.recipe().to_call_string()]
+    return "\n".join(lines)
 
 
 async def of_job(store: Store, job_id: int) -> Parameters:

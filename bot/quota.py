@@ -17,11 +17,21 @@ import aiosqlite
 
 from bot.errors import BadOptions, QuotaExceeded
 from bot.settings import HARD_MAX_ITERATIONS, Settings
-from bot.store import PENDING, Job, NewJob, Store, Waiting, count_jobs, insert_job, place_in_line
+from bot.store import (
+    PENDING,
+    Job,
+    NewJob,
+    Store,
+    Waiting,
+    count_images,
+    count_jobs,
+    insert_job,
+    place_in_line,
+)
 from engine import memory
 from engine.prompts import render_prompts
 from engine.registry import DEFAULT_FACTOR, token_grid, vqgan_factor
-from engine.request import Request
+from engine.request import MAX_COUNT, Request
 
 DAY = 86_400.0
 MIN_SIDE = 64
@@ -37,10 +47,16 @@ class Limits:
     max_iterations: int
     max_area: int | None
     max_prompt_length: int | None
+    max_count: int = MAX_COUNT  # pictures per command (limits.max_count; not per role)
 
     @property
     def max_size_text(self) -> str:
         return "no limit" if self.max_area is None else f"{self.max_area:,} pixels"
+
+    def area_each(self, count: int) -> int | None:
+        """The size cap of each picture of a batch of `count`: the batch shares max_area
+        (a GPU holds the weights once, so this is on the safe side of its memory)."""
+        return None if self.max_area is None else self.max_area // count
 
 
 UNLIMITED = Limits(None, None, HARD_MAX_ITERATIONS, None, None)
@@ -72,8 +88,9 @@ class Policy:
         """Everyone's limits before role overrides."""
         s = self.settings
         return Limits(
-            s.daily_images, s.max_pending, s.max_iterations, self.max_area, s.max_prompt_length
-        )
+            s.daily_images, s.max_pending, s.max_iterations, self.max_area, s.max_prompt_length,
+            s.max_count,
+        )  # fmt: skip
 
     def limits_for(self, roles: Iterable[tuple[int, str]] = ()) -> Limits:
         """The limits of a member with these (role id, role name) pairs: the most generous
@@ -97,6 +114,7 @@ class Policy:
                 max(limits.max_iterations, override.max_iterations or 0),
                 _most(limits.max_area, area),
                 _most(limits.max_prompt_length, override.max_prompt_length),
+                limits.max_count,
             )
         return limits
 
@@ -167,11 +185,18 @@ def fit_request(request: Request, limits: Limits) -> tuple[Request, list[str]]:
             f"{limits.max_iterations}."
         )
         request = request.replace(iterations=limits.max_iterations)
-    width, height = request.size
-    fitted = fit_size(width, height, limits.max_area, vqgan_factor(request.vqgan))
-    if limits.max_area is not None and width * height > limits.max_area:
+    if request.count > limits.max_count:
         notes.append(
-            f"{width}×{height} is over the size limit here ({limits.max_size_text}): "
+            f"{request.count} pictures is over the limit here: clamped to {limits.max_count}."
+        )
+        request = request.replace(count=limits.max_count, index=None)
+    width, height = request.size
+    area = limits.area_each(request.count)
+    fitted = fit_size(width, height, area, vqgan_factor(request.vqgan))
+    if area is not None and width * height > area:
+        shared = f", shared by {request.count} pictures" if request.count > 1 else ""
+        notes.append(
+            f"{width}×{height} is over the size limit here ({limits.max_size_text}{shared}): "
             f"painted at {fitted[0]}×{fitted[1]}."
         )
     # The size that comes out (whole VQGAN tokens): what the status, the call string and the
@@ -217,12 +242,20 @@ async def admit(store: Store, new: NewJob, limits: Limits) -> Admission:
         await _check_pending(db, new.owner_id, limits)
         if limits.daily_images is not None:
             start = day_start(now)
-            used = await count_jobs(db, new.owner_id, COUNTED, since=start)  # type: ignore[arg-type]
-            if used >= limits.daily_images:
-                resets = int(start + DAY)
+            used = await count_images(db, new.owner_id, COUNTED, since=start)  # type: ignore[arg-type]
+            left = max(0, limits.daily_images - used)
+            resets = int(start + DAY)
+            if left == 0:
                 raise QuotaExceeded(
                     f"You have used your {limits.daily_images} images for today. "
                     f"The quota resets <t:{resets}:R> (00:00 UTC).",
+                    resets_at=resets,
+                )
+            if new.request.count > left:
+                raise QuotaExceeded(
+                    f"That is {new.request.count} images, and you have {left} of today's "
+                    f"{limits.daily_images} left: ask for {left} (count) or wait until the "
+                    f"quota resets <t:{resets}:R> (00:00 UTC).",
                     resets_at=resets,
                 )
         job_id = await insert_job(db, new, now)
@@ -249,12 +282,13 @@ async def admit_all(store: Store, news: Sequence[NewJob], limits: Limits) -> lis
         await _check_pending(db, owner, limits)
         if limits.daily_images is not None:
             start = day_start(now)
-            used = await count_jobs(db, owner, COUNTED, since=start)  # type: ignore[arg-type]
+            used = await count_images(db, owner, COUNTED, since=start)  # type: ignore[arg-type]
             left = max(0, limits.daily_images - used)
-            if len(news) > left:
+            wanted = sum(new.request.count for new in news)
+            if wanted > left:
                 resets = int(start + DAY)
                 raise QuotaExceeded(
-                    f"That is {len(news)} images, and you have {left} of today's "
+                    f"That is {wanted} images, and you have {left} of today's "
                     f"{limits.daily_images} left: nothing was queued. The quota resets "
                     f"<t:{resets}:R> (00:00 UTC).",
                     resets_at=resets,

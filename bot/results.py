@@ -199,10 +199,10 @@ class DiscordReporter:
     async def _outcome(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
         """A painting under `intro`, or a failed job's reason."""
         if job.status == "done":
-            return await self._painting(job, intro=intro)
+            return await self.painting(job, intro=intro)
         return messages.failure_text(job), []
 
-    async def _painting(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
+    async def painting(self, job: Job, *, intro: str) -> tuple[str, list[discord.File]]:
         """A finished job's text (notes, call string) and files (PNG, long call string)."""
         inline = messages.result_fits_inline(job)
         call_file = None if inline else attachment_name(job, f"job-{job.id}.txt")

@@ -237,6 +237,7 @@ class UserSettings:
     width: int | None = None
     height: int | None = None
     dm: bool = False
+    count: int | None = None  # V5: pictures per command (a grid)
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -248,14 +249,15 @@ class UserSettings:
 async def get_user_settings(store: Store, user_id: int) -> UserSettings:
     async with store.lock:
         cursor = await store.db.execute(
-            "SELECT style, iterations, width, height, dm FROM user_settings WHERE user_id = ?",
+            "SELECT style, iterations, width, height, dm, count FROM user_settings"
+            " WHERE user_id = ?",
             (user_id,),
         )
         row = await cursor.fetchone()
     if row is None:
         return UserSettings()
-    style, iterations, width, height, dm = row
-    return UserSettings(style, iterations, width, height, bool(dm))
+    style, iterations, width, height, dm, count = row
+    return UserSettings(style, iterations, width, height, bool(dm), count)
 
 
 async def set_user_settings(store: Store, user_id: int, settings: UserSettings | None) -> None:
@@ -265,11 +267,13 @@ async def set_user_settings(store: Store, user_id: int, settings: UserSettings |
             await store.db.execute("DELETE FROM user_settings WHERE user_id = ?", (user_id,))
             return
         await store.db.execute(
-            "INSERT INTO user_settings VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE"
+            "INSERT INTO user_settings (user_id, style, iterations, width, height, dm, count)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE"
             " SET style = excluded.style, iterations = excluded.iterations,"
-            " width = excluded.width, height = excluded.height, dm = excluded.dm",
+            " width = excluded.width, height = excluded.height, dm = excluded.dm,"
+            " count = excluded.count",
             (user_id, settings.style, settings.iterations, settings.width, settings.height,
-             int(settings.dm)),
+             int(settings.dm), settings.count),
         )  # fmt: skip
 
 

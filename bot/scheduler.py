@@ -251,7 +251,8 @@ class Scheduler:
         current = self._running.get(job.id)
         if current is not None and current.progress is not None:
             return current.progress.eta_s
-        return job.iterations * self.speed.per_iteration(job.width, job.height)
+        pictures = job.request.count  # a batch takes about as long as its pictures one by one
+        return job.iterations * pictures * self.speed.per_iteration(job.width, job.height)
 
     async def _measure(self) -> None:
         """Take the speeds at each size from the jobs painted lately (for estimates)."""
@@ -461,6 +462,7 @@ class Scheduler:
                 load_s=event.load_s,
                 first_step_s=event.first_step_s,
                 total_s=event.total_s,
+                picture_paths=event.pictures,
             )
             self._next(job_id)
             await self._measure()

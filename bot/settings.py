@@ -28,6 +28,7 @@ from engine.request import (
     DEFAULT_CLIP,
     DEFAULT_VQGAN,
     KERNELS,
+    MAX_COUNT,
     MAX_SIDE,
     PRECISIONS,
 )
@@ -223,6 +224,14 @@ class Settings:
         metadata=_key(
             "limits.max_iterations",
             f"iterations per job; more is clamped to this (hard maximum {HARD_MAX_ITERATIONS})",
+        ),
+    )
+    max_count: int = field(
+        default=MAX_COUNT,
+        metadata=_key(
+            "limits.max_count",
+            f"pictures one command paints as a grid (its `count`), 1-{MAX_COUNT}; more is "
+            "clamped to this",
         ),
     )
     max_size: tuple[int, int] | None = field(
@@ -554,6 +563,8 @@ def _validate_limits(limits: Settings | RoleLimits, prefix: str) -> None:
 
 def _validate(s: Settings) -> None:
     _validate_limits(s, "limits.")
+    _check("limits.max_count", 1 <= s.max_count <= MAX_COUNT, f"must be from 1 to {MAX_COUNT}",
+           s.max_count)  # fmt: skip
     for key, url, schemes in (
         ("discord.api_base", s.api_base, ("http://", "https://")),
         ("discord.gateway_url", s.gateway_url, ("ws://", "wss://")),

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -77,10 +78,16 @@ class Job:
     deleted_at: float | None  # V2: the result message was deleted (the row is kept)
     delivered_to: Delivery  # V3: where the outcome went ('channel', 'dm'), None: nowhere
     source_sha256: str | None  # V4: /task: the SHA-256 of the task file
+    picture_paths: str | None  # V5: a batch's pictures' PNGs (JSON list); output_path: grid
 
     @property
     def request(self) -> Request:
         return Request.from_json(self.request_json)
+
+    @property
+    def pictures(self) -> list[str]:
+        """The PNG of each picture of a batch job, in batch order; empty for one picture."""
+        return [] if self.picture_paths is None else json.loads(self.picture_paths)
 
     @property
     def note_lines(self) -> list[str]:
@@ -195,10 +202,12 @@ class Store:
 
     async def timings(self, recent: int = 50) -> list[Timing]:
         """Size, painting seconds (loading left out) and iterations of the last `recent`
-        finished jobs, for wait estimates at each size."""
+        finished jobs, for wait estimates at each size; a batch's iteration counts once for
+        each of its pictures (`count`), so the speeds are per picture."""
         async with self.lock:
             cursor = await self.db.execute(
-                "SELECT width * height, total_s - COALESCE(load_s, 0), iterations FROM jobs"
+                "SELECT width * height, total_s - COALESCE(load_s, 0),"
+                " iterations * COALESCE(json_extract(request_json, '$.count'), 1) FROM jobs"
                 " WHERE status = 'done' AND total_s IS NOT NULL ORDER BY id DESC LIMIT ?",
                 (recent,),
             )
@@ -325,19 +334,43 @@ class Store:
         load_s: float,
         first_step_s: float,
         total_s: float,
+        picture_paths: Sequence[str] = (),
     ) -> Job | None:
-        """Record a finished job (only if it was running); returns it, or None."""
+        """Record a finished job (only if it was running); returns it, or None. A batch's
+        output_path is its grid, and picture_paths each picture's PNG."""
+        pictures = json.dumps(list(picture_paths)) if picture_paths else None
         async with self.transaction() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET status = 'done', finished_at = ?, output_path = ?, seed = ?,"
-                " call_string = ?, load_s = ?, first_step_s = ?, total_s = ?"
+                " call_string = ?, load_s = ?, first_step_s = ?, total_s = ?, picture_paths = ?"
                 " WHERE id = ? AND status = 'running'",
                 (self.clock(), output_path, seed, call_string, load_s, first_step_s, total_s,
-                 job_id),
+                 pictures, job_id),
             )  # fmt: skip
             if cursor.rowcount == 0:
                 return None
             return await _one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    async def record_pick(self, grid: Job, index: int, new: NewJob) -> Job:
+        """A picture picked out of a batch job's grid, recorded as a finished job of its own
+        (kind `pick`, nothing to paint): its request and call string are that picture's
+        (`--count N --index I`), its PNG the one the batch saved. ValueError if `grid` has
+        no picture `index`."""
+        pictures = grid.pictures
+        if not 1 <= index <= len(pictures):
+            raise ValueError(f"job #{grid.id} has no picture {index}")
+        request = new.request
+        async with self.transaction() as db:
+            now = self.clock()
+            job_id = await insert_job(db, new, now)
+            await db.execute(
+                "UPDATE jobs SET status = 'done', started_at = ?, finished_at = ?,"
+                " output_path = ?, call_string = ? WHERE id = ?",
+                (now, now, pictures[index - 1], request.recipe().to_call_string(), job_id),
+            )
+            job = await _one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+        assert job is not None
+        return job
 
     async def fail(self, job_id: int, kind: str, error: str) -> Job | None:
         """Record a failure of a pending job; returns it, or None if it had already ended."""
@@ -447,6 +480,28 @@ async def count_jobs(
     wanted = tuple(status)
     marks = ",".join("?" * len(wanted))
     sql = f"SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND status IN ({marks})"
+    params: list[Any] = [owner_id, *wanted]
+    if since is not None:
+        sql += " AND created_at >= ?"
+        params.append(since)
+    cursor = await db.execute(sql, params)
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def count_images(
+    db: aiosqlite.Connection, owner_id: int, status: Iterable[Status], since: float | None = None
+) -> int:
+    """How many pictures `owner_id`'s jobs with one of `status` paint (created at or after
+    `since`): a job of `--count 4` is four (its request's count; one for older requests); a
+    picture picked out of a grid was counted with its grid."""
+    wanted = tuple(status)
+    marks = ",".join("?" * len(wanted))
+    sql = (
+        "SELECT COALESCE(SUM(COALESCE(json_extract(request_json, '$.count'), 1)), 0) FROM jobs"
+        f" WHERE owner_id = ? AND kind != 'pick' AND status IN ({marks})"
+    )
     params: list[Any] = [owner_id, *wanted]
     if since is not None:
         sql += " AND created_at >= ?"

@@ -3,10 +3,11 @@ their custom_id (`doorways:job:<id>:<action>`, at most 100 characters), reloaded
 store when clicked, so they keep working across restarts.
 
 The status message carries ✖ Cancel while the job waits or paints; the result carries
-🎲 Reroll, 🔀 Variation, 📋 Parameters and 🗑 Delete. One `JobButton` class matches every
-action; what an action does is registered per bot by the results extension
-(`register_actions`), and a button whose action is not registered (the extension is not
-loaded) answers "Sorry, this button does not work at the moment".
+🎲 Reroll, 🔀 Variation, 📋 Parameters and 🗑 Delete; a grid (a batch of `count` pictures)
+carries 🖼 1 … 🖼 N instead of the variation (`pick1`…: that picture alone). One
+`JobButton` class matches every action; what an action does is registered per bot by the
+results extension (`register_actions`), and a button whose action is not registered (the
+extension is not loaded) answers "Sorry, this button does not work at the moment".
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import discord
 
 from bot.errors import DoorwaysError, reply_ephemeral
 from bot.store import Job
+from engine.request import MAX_COUNT
 
 log = logging.getLogger(__name__)
 
 CUSTOM_ID_PREFIX = "doorways:job:"
 JOB_TEMPLATE = r"doorways:job:(?P<job_id>[0-9]{{1,20}}):{action}"  # str.format it
-ACTIONS = ("reroll", "variation", "parameters", "timelapse", "cancel", "delete")
+PICKS = tuple(f"pick{i}" for i in range(1, MAX_COUNT + 1))  # a grid's picture i, alone
+ACTIONS = ("reroll", "variation", "parameters", "timelapse", "cancel", "delete", *PICKS)
 BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {  # action: emoji, label, style
     "reroll": ("🎲", "Reroll", discord.ButtonStyle.secondary),
     "variation": ("🔀", "Variation", discord.ButtonStyle.secondary),
@@ -35,6 +38,7 @@ BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {  # action: emoji, l
     "timelapse": ("🎞", "Timelapse", discord.ButtonStyle.secondary),
     "cancel": ("✖", "Cancel", discord.ButtonStyle.danger),
     "delete": ("🗑", "Delete", discord.ButtonStyle.danger),
+    **{pick: ("🖼", pick[4:], discord.ButtonStyle.primary) for pick in PICKS},
 }
 
 JobAction = Callable[[discord.Interaction, int], Awaitable[None]]
@@ -54,7 +58,7 @@ def job_custom_id(job_id: int, action: str) -> str:
 
 def parse_job_custom_id(custom_id: str) -> tuple[int, str] | None:
     """(job id, action) of a job button's custom_id, or None."""
-    match = re.fullmatch(JOB_TEMPLATE.format(action=r"(?P<action>[a-z]+)"), custom_id)
+    match = re.fullmatch(JOB_TEMPLATE.format(action=r"(?P<action>[a-z0-9]+)"), custom_id)
     if match is None or match["action"] not in ACTIONS:
         return None
     return int(match["job_id"]), match["action"]
@@ -136,7 +140,11 @@ def timelapse_path(job: Job) -> Path:
 
 
 def result_view(job: Job) -> discord.ui.View:
-    """The result's buttons: a painting gets all four, a failure no variation."""
+    """The result's buttons: a painting gets all four, a failure no variation; a grid one
+    per picture (post it alone, with these buttons of its own), then 🎲 for a new grid."""
+    pictures = len(job.pictures) if job.status == "done" else 0
+    if pictures > 1:
+        return job_view(job.id, (*PICKS[:pictures], "reroll", "parameters", "delete"))
     if job.status == "done" and job.output_path is not None:
         if timelapse_path(job).is_file():
             return job_view(job.id, ("reroll", "variation", "parameters", "timelapse", "delete"))

@@ -382,15 +382,16 @@ def _save_pictures(
     """Write the picture at `output`; a batch's pictures at `output-1.png`, `output-2.png`, …
     each with its own call string, and their grid at `output-grid.png` with the batch's.
     Returns (where, why elsewhere, whose request) for each file."""
-    from engine.outputs import png_bytes, write_png_safely
+    from engine.outputs import picture_path, png_bytes, write_png_safely
 
     files = [(result.image, result.request, output)]
     if len(result.images) > 1:
-        stem = output.with_suffix("").name
         files = [
-            (image, request, output.with_name(f"{stem}-{request.index}.png"))
-            for image, request in zip(result.images, result.requests, strict=True)
-        ] + [(result.image, result.request, output.with_name(f"{stem}-grid.png"))]
+            (image, request, picture_path(output, index))
+            for index, (image, request) in enumerate(
+                zip(result.images, result.requests, strict=True), start=1
+            )
+        ] + [(result.image, result.request, picture_path(output, "grid"))]
     saved = []
     for image, request, path in files:
         png = png_bytes(image, request, device)

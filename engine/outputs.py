@@ -84,6 +84,12 @@ def write_png(png: bytes, call_string: str, path: Path) -> Path:
     return path
 
 
+def picture_path(path: Path, index: int | str) -> Path:
+    """Where picture `index` (1-based, or `grid`) of a batch painted for `path` goes:
+    beside it, `NAME-2.png`."""
+    return path.with_name(f"{path.with_suffix('').name}-{index}.png")
+
+
 def fallback_folders() -> list[Path]:
     """Where a picture goes when its own path cannot take it, in order: `outputs` beside the
     models folder (data/outputs in a checkout), then the system's temporary folder."""

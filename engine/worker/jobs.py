@@ -74,6 +74,7 @@ class Done:
     load_s: float
     first_step_s: float
     total_s: float
+    pictures: tuple[str, ...] = ()  # a batch's pictures' PNGs (`paths` is their grid)
 
     @property
     def png(self) -> str:
@@ -114,20 +115,28 @@ class Painted:
     first_step_s: float
     total_s: float  # from pick-up to the encoded PNG
     timelapse_gif: bytes | None = None  # --timelapse: the painting forming, saved beside
+    # A batch (--count): `png` is the grid; each picture's PNG and call string, in order.
+    pictures: tuple[tuple[bytes, str], ...] = ()
 
     def save(self, output: str | Path) -> Done | Failed:
         """Write the PNG and its call string where the job said (never overwriting), or, when
         that folder cannot take it (disk full, removed), in a fallback folder, which the log
-        names (engine.outputs.write_png_safely). Failed only if no folder can."""
-        from engine.outputs import write_png_safely
+        names (engine.outputs.write_png_safely); a batch's pictures go beside the grid as
+        `<grid>-1.png`, `<grid>-2.png`, …. Failed only if no folder can."""
+        from engine.outputs import picture_path, write_png_safely
 
         begun = time.perf_counter()
         try:
             path, elsewhere = write_png_safely(self.png, self.call_string, Path(output))
+            pictures = [
+                write_png_safely(png, call, picture_path(path, index))
+                for index, (png, call) in enumerate(self.pictures, start=1)
+            ]
         except OSError as error:  # "could not save the picture anywhere (…each place…)"
             return Failed(self.job_id, "internal", str(error))
-        if elsewhere is not None:
-            log.warning("job %s: %s", self.job_id, elsewhere)
+        for note in [elsewhere, *(where for _, where in pictures)]:
+            if note is not None:
+                log.warning("job %s: %s", self.job_id, note)
         paths: tuple[str, ...] = (str(path), str(path.with_suffix(".txt")))
         if self.timelapse_gif is not None:
             try:  # beside the PNG, under its name: whoever has the picture finds it
@@ -143,6 +152,7 @@ class Painted:
             load_s=self.load_s,
             first_step_s=self.first_step_s,
             total_s=self.total_s + time.perf_counter() - begun,
+            pictures=tuple(str(saved) for saved, _ in pictures),
         )
 
 

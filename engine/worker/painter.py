@@ -318,12 +318,23 @@ class Painter:
             for event in steps:
                 if isinstance(event, Finished):
                     assert event.request.seed is not None
-                    done = with_paths(event.request, {v: k for k, v in inputs.items()})
+                    back = {v: k for k, v in inputs.items()}
+                    # The picture, or a batch's grid and then each of its pictures.
+                    made = [(event.image, event.request)]
+                    if len(event.images) > 1:
+                        made += zip(event.images, event.requests, strict=True)
+                    encoded = [
+                        (png_bytes(image, with_paths(own, back), str(self.device)),
+                         with_paths(own, back).recipe().to_call_string())
+                        for image, own in made
+                    ]  # fmt: skip
+                    (png, call), *pictures = encoded
                     return Painted(
                         job.job_id,
-                        png_bytes(event.image, done, str(self.device)),
-                        done.recipe().to_call_string(),
+                        png,
+                        call,
                         event.request.seed,
+                        pictures=tuple(pictures),
                         load_s=loaded - picked,
                         first_step_s=first_step_s,
                         total_s=time.perf_counter() - picked,

@@ -45,8 +45,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def new_job(owner: int) -> NewJob:
-    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=5, seed=1)
+def new_job(owner: int, count: int = 1) -> NewJob:
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=5, seed=1, count=count)
     return NewJob("imagine", owner, 1, 2, request)
 
 
@@ -85,6 +85,22 @@ async def test_daily_limit_counts_today_and_says_when_it_resets(store: Store) ->
     clock.now = tomorrow + 1.0
     assert (await admit(store, new_job(7), LIMITS)).job.owner_id == 7
     assert (await admit(store, new_job(8), LIMITS)).job.owner_id == 8  # others unaffected
+
+
+async def test_the_daily_limit_counts_pictures_not_commands(store: Store) -> None:
+    """A grid of four is four of the day's images; a batch bigger than what is left is
+    refused whole, saying how many are left."""
+    await store.db.execute("UPDATE jobs SET status = 'done'")
+    first = (await admit(store, new_job(7, count=4), LIMITS)).job
+    await store.db.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (first.id,))
+    with pytest.raises(QuotaExceeded) as refused:
+        await admit(store, new_job(7, count=2), LIMITS)
+    assert "That is 2 images, and you have 1 of today's 5 left" in refused.value.message
+    await admit(store, new_job(7), LIMITS)  # the fifth
+    with pytest.raises(QuotaExceeded, match="used your 5 images"):
+        await admit(store, new_job(7), LIMITS)
+    with pytest.raises(QuotaExceeded, match="That is 8 images, and you have 5"):
+        await admit_all(store, [new_job(9, count=4), new_job(9, count=4)], LIMITS)
 
 
 async def test_unlimited_admits_everything(store: Store) -> None:
@@ -299,3 +315,16 @@ async def test_admit_all_counts_only_today_and_returns_the_queued_jobs(store: St
     assert [a.job.status for a in admitted] == ["queued"] * 5
     assert [a.job.id for a in admitted] == sorted(a.job.id for a in admitted)
     assert all(a.job.owner_id == 3 and a.job.created_at == NOON + DAY for a in admitted)
+
+
+def test_fit_request_clamps_the_count_and_shares_the_size_cap() -> None:
+    """A batch over limits.max_count is clamped; its pictures share the size cap."""
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=5, count=4)
+    limits = Limits(None, None, 100, 64 * 64, None, max_count=2)
+    fitted, notes = fit_request(request, limits)
+    assert fitted.count == 2 and fitted.size == (32, 32)  # whole tokens, 2 × 32² ≤ 64²
+    assert notes[0] == "4 pictures is over the limit here: clamped to 2."
+    assert "shared by 2 pictures" in notes[1]
+    assert fit_request(request.replace(count=1), limits)[0].size == (64, 64)
+    policy = Policy(Settings(max_count=3))
+    assert policy.limits_for([]).max_count == 3

@@ -70,6 +70,7 @@ async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
         (2, "interactions"),
         (3, "delivery"),
         (4, "guild_pause_task_source"),
+        (5, "grids"),
     ]
     await again.close()
 

@@ -17,11 +17,13 @@ from bot.jobs import check_channel, limits_for, queue_job
 from bot.rules import get_user_settings
 from bot.settings import HARD_MAX_ITERATIONS
 from engine.entrance import DOOR_WORDS, load_presets
+from engine.request import MAX_COUNT
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
 
 AUTOCOMPLETE_CHOICES = 25  # Discord's maximum
+COUNT_HELP = "pictures, painted together and posted as a grid to pick from (default: 1)"
 
 
 class Paint(commands.Cog):
@@ -44,6 +46,7 @@ class Paint(commands.Cog):
         style="words after each prompt (default: by James Gurney; none for none)",
         seed="random seed (default: a new one)",
         iterations="optimisation steps (default: 500; more than the limit here is clamped)",
+        count=COUNT_HELP,
     )
     @app_commands.choices(door=[Choice(name=word, value=word) for word in DOOR_WORDS])
     async def entrance(
@@ -54,6 +57,7 @@ class Paint(commands.Cog):
         style: Range[str, 1, _build.MAX_STYLE] | None = None,
         seed: Range[int, 0, _build.MAX_SEED] | None = None,
         iterations: Range[int, 1, HARD_MAX_ITERATIONS] | None = None,
+        count: Range[int, 1, MAX_COUNT] | None = None,
     ) -> None:
         limits = limits_for(self.bot, interaction)
         mine = await get_user_settings(self.bot.store, interaction.user.id)  # /settings
@@ -66,6 +70,7 @@ class Paint(commands.Cog):
             seed=seed,
             iterations=iterations or mine.iterations,
         )
+        request = request.replace(count=count or mine.count or 1)
         await queue_job(self.bot, interaction, "entrance", request, limits)
 
     @entrance.autocomplete("realms")
@@ -94,6 +99,7 @@ class Paint(commands.Cog):
         panorama="place the prompts left to right across the width",
         lr="learning rate (default: 0.1; around 0.025 for symmetric work)",
         style="words after each positive prompt, like: by James Gurney",
+        count=COUNT_HELP,
     )
     @app_commands.choices(
         aspect=[Choice(name=a, value=a) for a in _build.ASPECTS],
@@ -113,6 +119,7 @@ class Paint(commands.Cog):
         panorama: str | None = None,
         lr: Range[float, _build.LR_RANGE[0], _build.LR_RANGE[1]] | None = None,
         style: Range[str, 1, _build.MAX_STYLE] | None = None,
+        count: Range[int, 1, MAX_COUNT] | None = None,
     ) -> None:
         limits = limits_for(self.bot, interaction)
         mine = await get_user_settings(self.bot.store, interaction.user.id)  # /settings
@@ -135,5 +142,5 @@ class Paint(commands.Cog):
             panorama=panorama,
             lr=lr,
             style=style,
-        )
+        ).replace(count=count or mine.count or 1)
         await queue_job(self.bot, interaction, "imagine", request, limits)

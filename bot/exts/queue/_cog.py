@@ -15,7 +15,7 @@ from bot.errors import JobNotFound
 from bot.exts.queue import _texts
 from bot.jobs import limits_for, roles_of
 from bot.quota import COUNTED, day_start
-from bot.store import PENDING, count_jobs
+from bot.store import PENDING, count_images, count_jobs
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
@@ -67,7 +67,7 @@ class Queue(commands.Cog):
         )
         now = store.clock()
         async with store.lock:
-            used = await count_jobs(store.db, user.id, COUNTED, since=day_start(now))  # type: ignore[arg-type]
+            used = await count_images(store.db, user.id, COUNTED, since=day_start(now))  # type: ignore[arg-type]
             pending = await count_jobs(store.db, user.id, PENDING)
         text = _texts.quota_text(limits, used, pending, now)
         await interaction.response.send_message(text, ephemeral=True)

@@ -7,16 +7,18 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot import parameters, permissions, rules, views
+from bot import messages, parameters, permissions, rules, views
 from bot.errors import DoorwaysError, JobNotFound
 from bot.exts.paint._build import new_seed
 from bot.jobs import acknowledgement, admit_request, check_channel, limits_for, queue_job
-from bot.store import Job
+from bot.store import Job, NewJob
+from engine.request import MAX_COUNT, Request
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
@@ -41,11 +43,19 @@ async def job_or_refuse(bot: DoorwaysBot, job_id: int) -> Job:
 # Buttons ----------------------------------------------------------------------------------------
 
 
+def rerolled(request: Request) -> Request:
+    """The request with a new seed: a grid gives a new grid, a picture picked out of a
+    grid (`--count N --index I`) one new picture."""
+    if request.index is not None:
+        request = request.replace(count=1, index=None)
+    return request.replace(seed=new_seed(None))
+
+
 async def reroll(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
     """🎲: the same request with a new seed, charged to whoever pressed it."""
     job = await job_or_refuse(bot, job_id)
     check_channel(bot, interaction)
-    request = job.request.replace(seed=new_seed(None))
+    request = rerolled(job.request)
     await queue_job(
         bot, interaction, "reroll", request, limits_for(bot, interaction), parent_job=job.id
     )
@@ -57,8 +67,8 @@ async def variation(bot: DoorwaysBot, interaction: discord.Interaction, job_id: 
     check_channel(bot, interaction)
     if job.status != "done" or job.output_path is None or not Path(job.output_path).is_file():
         raise JobNotFound(f"Job #{job.id}'s picture is not on the bot's disk: no variation.")
-    request = job.request.replace(
-        init_image=job.output_path, seed=new_seed(None), iterations=max(1, job.iterations // 2)
+    request = rerolled(job.request).replace(
+        init_image=job.output_path, iterations=max(1, job.iterations // 2)
     )
     await queue_job(
         bot, interaction, "variation", request, limits_for(bot, interaction), parent_job=job.id
@@ -124,7 +134,44 @@ async def delete(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int
     await interaction.followup.send(f"Deleted the result of job #{job.id}.", ephemeral=True)
 
 
+async def pick(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int, index: int) -> None:
+    """🖼 I: picture I of a grid, posted alone at full size with its own buttons and call
+    string (`--count N --index I`). It is recorded as a job of its own (kind `pick`, nothing
+    painted, nothing charged: the grid counted it), so its buttons work across restarts."""
+    grid = await job_or_refuse(bot, job_id)
+    check_channel(bot, interaction)
+    pictures = grid.pictures
+    if grid.status != "done" or not 1 <= index <= len(pictures):
+        raise JobNotFound(f"Job #{grid.id} has no picture {index}.")
+    if not Path(pictures[index - 1]).is_file():
+        raise JobNotFound(f"Picture {index} of job #{grid.id} is not on the bot's disk.")
+    assert interaction.channel_id is not None
+    await interaction.response.defer(thinking=True)
+    new = NewJob(
+        "pick", interaction.user.id, interaction.guild_id, interaction.channel_id,
+        grid.request.pictures()[index - 1], interaction_id=interaction.id,
+        upload_limit=interaction.filesize_limit, parent_job=grid.id,
+    )  # fmt: skip
+    picked = await bot.store.record_pick(grid, index, new)
+    intro = f"Picture {index} of job **#{grid.id}**, as job **#{picked.id}**."
+    content, files = await bot.reporter.painting(picked, intro=intro)
+    message = await interaction.followup.send(
+        content[: messages.MESSAGE_LIMIT], files=files, view=views.result_view(picked), wait=True
+    )
+    await bot.store.mark_delivered(picked.id, message.id)
+    log.info("picture %s of job %s picked by %s as job %s", index, grid.id,
+             interaction.user.id, picked.id)  # fmt: skip
+
+
+def _pick(index: int) -> Callable[[DoorwaysBot, discord.Interaction, int], Awaitable[None]]:
+    async def run(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
+        await pick(bot, interaction, job_id, index)
+
+    return run
+
+
 ACTIONS = {
+    **{f"pick{i}": _pick(i) for i in range(1, MAX_COUNT + 1)},
     "reroll": reroll,
     "variation": variation,
     "parameters": show_parameters,
@@ -186,7 +233,7 @@ async def reroll_by_reaction(
         admission = await admit_request(
             bot,
             kind="reroll",
-            request=job.request.replace(seed=new_seed(None)),
+            request=rerolled(job.request),
             limits=bot.policy.limits_for(roles),
             owner_id=payload.user_id,
             guild_id=payload.guild_id,

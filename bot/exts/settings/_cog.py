@@ -16,6 +16,7 @@ from bot import rules
 from bot.exts.paint._build import MAX_SIDE, MAX_STYLE, MIN_SIDE, style_text
 from bot.messages import code
 from bot.settings import HARD_MAX_ITERATIONS
+from engine.request import MAX_COUNT
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
@@ -30,6 +31,7 @@ def describe(settings: rules.UserSettings) -> str:
             f"**Style:** {style}",
             f"**Iterations:** {iterations}",
             f"**Size (/imagine):** {size}",
+            f"**Pictures per command (count):** {settings.count or 1}",
             f"**Results by DM too:** {'yes' if settings.dm else 'no'}",
             "-# Options you give a command win; the limits here always apply.",
         ]
@@ -49,6 +51,7 @@ class PersonalSettings(commands.Cog):
         width="default /imagine width (with height)",
         height="default /imagine height (with width)",
         dm="also send your results to you by DM",
+        count="pictures per /entrance or /imagine, painted together and posted as a grid",
         reset="forget all your settings",
     )
     async def settings(
@@ -59,6 +62,7 @@ class PersonalSettings(commands.Cog):
         width: Range[int, MIN_SIDE, MAX_SIDE] | None = None,
         height: Range[int, MIN_SIDE, MAX_SIDE] | None = None,
         dm: bool | None = None,
+        count: Range[int, 1, MAX_COUNT] | None = None,
         reset: bool = False,
     ) -> None:
         store, user_id = self.bot.store, interaction.user.id
@@ -71,6 +75,7 @@ class PersonalSettings(commands.Cog):
             "width": width,
             "height": height,
             "dm": dm,
+            "count": count,
         }
         if (width is None) != (height is None) and current.size is None:
             changes["width"] = changes["height"] = None
