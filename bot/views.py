@@ -4,7 +4,8 @@ store when clicked, so they keep working across restarts.
 
 The status message carries ✖ Cancel while the job waits or paints; the result carries
 🎲 Reroll, 🔀 Variation, 📋 Parameters and 🗑 Delete; a grid (a batch of `count` pictures)
-carries 🖼 1 … 🖼 N instead of the variation (`pick1`…: that picture alone). One
+carries 🖼 1 … 🖼 N (`pick1`…: that picture alone) and 🔀 1 … 🔀 N (`vary1`…: a variation
+of that picture) instead of the one variation, a row each. One
 `JobButton` class matches every action; what an action does is registered per bot by the
 results extension (`register_actions`), and a button whose action is not registered (the
 extension is not loaded) answers "Sorry, this button does not work at the moment".
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 CUSTOM_ID_PREFIX = "doorways:job:"
 JOB_TEMPLATE = r"doorways:job:(?P<job_id>[0-9]{{1,20}}):{action}"  # str.format it
 PICKS = tuple(f"pick{i}" for i in range(1, MAX_COUNT + 1))  # a grid's picture i, alone
-ACTIONS = ("reroll", "variation", "parameters", "timelapse", "cancel", "delete", *PICKS)
+VARIES = tuple(f"vary{i}" for i in range(1, MAX_COUNT + 1))  # a variation of picture i
+ACTIONS = ("reroll", "variation", "parameters", "timelapse", "cancel", "delete", *PICKS, *VARIES)
 BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {  # action: emoji, label, style
     "reroll": ("🎲", "Reroll", discord.ButtonStyle.secondary),
     "variation": ("🔀", "Variation", discord.ButtonStyle.secondary),
@@ -39,6 +41,7 @@ BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {  # action: emoji, l
     "cancel": ("✖", "Cancel", discord.ButtonStyle.danger),
     "delete": ("🗑", "Delete", discord.ButtonStyle.danger),
     **{pick: ("🖼", pick[4:], discord.ButtonStyle.primary) for pick in PICKS},
+    **{vary: ("🔀", vary[4:], discord.ButtonStyle.secondary) for vary in VARIES},
 }
 
 JobAction = Callable[[discord.Interaction, int], Awaitable[None]]
@@ -79,11 +82,15 @@ class JobButton(
 ):
     """A job's button; everything it needs is in its custom_id."""
 
-    def __init__(self, job_id: int, action: str) -> None:
+    def __init__(self, job_id: int, action: str, row: int | None = None) -> None:
         emoji, label, style = BUTTONS[action]
         super().__init__(
             discord.ui.Button(
-                style=style, label=label, emoji=emoji, custom_id=job_custom_id(job_id, action)
+                style=style,
+                label=label,
+                emoji=emoji,
+                custom_id=job_custom_id(job_id, action),
+                row=row,
             )
         )
         self.job_id = job_id
@@ -122,10 +129,12 @@ class JobButton(
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (JobButton,)
 
 
-def job_view(job_id: int, actions: tuple[str, ...]) -> discord.ui.View:
+def job_view(job_id: int, *rows: tuple[str, ...]) -> discord.ui.View:
+    """The job's buttons: one row of actions, or several (each its own row)."""
     view = discord.ui.View(timeout=None)
-    for action in actions:
-        view.add_item(JobButton(job_id, action))
+    for number, actions in enumerate(rows):
+        for action in actions:
+            view.add_item(JobButton(job_id, action, row=number if len(rows) > 1 else None))
     return view
 
 
@@ -140,11 +149,14 @@ def timelapse_path(job: Job) -> Path:
 
 
 def result_view(job: Job) -> discord.ui.View:
-    """The result's buttons: a painting gets all four, a failure no variation; a grid one
-    per picture (post it alone, with these buttons of its own), then 🎲 for a new grid."""
+    """The result's buttons: a painting gets all four, a failure no variation; a grid a row
+    of 🖼 (a picture alone, with these buttons of its own), a row of 🔀 (a variation of a
+    picture), then 🎲 for a new grid."""
     pictures = len(job.pictures) if job.status == "done" else 0
     if pictures > 1:
-        return job_view(job.id, (*PICKS[:pictures], "reroll", "parameters", "delete"))
+        return job_view(
+            job.id, PICKS[:pictures], VARIES[:pictures], ("reroll", "parameters", "delete")
+        )
     if job.status == "done" and job.output_path is not None:
         if timelapse_path(job).is_file():
             return job_view(job.id, ("reroll", "variation", "parameters", "timelapse", "delete"))

@@ -65,11 +65,31 @@ async def variation(bot: DoorwaysBot, interaction: discord.Interaction, job_id: 
     """🔀: the same prompts from this picture, a new seed, half the iterations."""
     job = await job_or_refuse(bot, job_id)
     check_channel(bot, interaction)
-    if job.status != "done" or job.output_path is None or not Path(job.output_path).is_file():
+    await _vary(bot, interaction, job, job.request, job.output_path)
+
+
+async def vary(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int, index: int) -> None:
+    """🔀 I on a grid: a variation of picture I alone."""
+    grid = await job_or_refuse(bot, job_id)
+    check_channel(bot, interaction)
+    pictures = grid.pictures
+    if grid.status != "done" or not 1 <= index <= len(pictures):
+        raise JobNotFound(f"Job #{grid.id} has no picture {index}.")
+    await _vary(bot, interaction, grid, grid.request.pictures()[index - 1], pictures[index - 1])
+
+
+async def _vary(
+    bot: DoorwaysBot,
+    interaction: discord.Interaction,
+    job: Job,
+    request: Request,
+    picture: str | None,
+) -> None:
+    """Queue the same prompts starting from `picture` (job's, or one of its grid's), a new
+    seed, half the iterations."""
+    if job.status != "done" or picture is None or not Path(picture).is_file():
         raise JobNotFound(f"Job #{job.id}'s picture is not on the bot's disk: no variation.")
-    request = rerolled(job.request).replace(
-        init_image=job.output_path, iterations=max(1, job.iterations // 2)
-    )
+    request = rerolled(request).replace(init_image=picture, iterations=max(1, job.iterations // 2))
     await queue_job(
         bot, interaction, "variation", request, limits_for(bot, interaction), parent_job=job.id
     )
@@ -163,15 +183,23 @@ async def pick(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int, 
              interaction.user.id, picked.id)  # fmt: skip
 
 
-def _pick(index: int) -> Callable[[DoorwaysBot, discord.Interaction, int], Awaitable[None]]:
+ByPicture = Callable[["DoorwaysBot", discord.Interaction, int, int], Awaitable[None]]
+
+
+def _of_picture(
+    action: ByPicture, index: int
+) -> Callable[[DoorwaysBot, discord.Interaction, int], Awaitable[None]]:
+    """`action` for picture `index` of a grid, as a button's action."""
+
     async def run(bot: DoorwaysBot, interaction: discord.Interaction, job_id: int) -> None:
-        await pick(bot, interaction, job_id, index)
+        await action(bot, interaction, job_id, index)
 
     return run
 
 
 ACTIONS = {
-    **{f"pick{i}": _pick(i) for i in range(1, MAX_COUNT + 1)},
+    **{f"pick{i}": _of_picture(pick, i) for i in range(1, MAX_COUNT + 1)},
+    **{f"vary{i}": _of_picture(vary, i) for i in range(1, MAX_COUNT + 1)},
     "reroll": reroll,
     "variation": variation,
     "parameters": show_parameters,

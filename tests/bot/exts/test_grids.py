@@ -69,9 +69,10 @@ async def images_today(world: World, user: User) -> int:
 async def test_a_grid_posts_with_a_pick_button_per_picture_across_a_restart(
     world: World,
 ) -> None:
-    """count:4 → one job, a 2×2 grid with 🖼 1-4 🎲 📋 🗑; after a restart 🖼 2 posts that
-    picture alone with its own buttons and its `--count 4 --index 2` call string; 📋 on the
-    grid lists every picture's call string; the quota counted four pictures."""
+    """count:4 → one job, a 2×2 grid with 🖼 1-4, 🔀 1-4, 🎲 📋 🗑; after a restart 🖼 2 posts
+    that picture alone with its own buttons and its `--count 4 --index 2` call string; 📋 on
+    the grid lists every picture's call string; 🔀 3 varies picture 3; the quota counts
+    pictures."""
     person = world.fake.create_user("painter")
     handle = await command(
         world.fake, person, "imagine", {"prompt": "a door", "iterations": 2, "count": 4}
@@ -81,7 +82,8 @@ async def test_a_grid_posts_with_a_pick_button_per_picture_across_a_restart(
     assert "a grid of 4 at 32×16" in handle.original.content  # 450×300 on a 64² cap
     assert "shared by 4 pictures" in handle.original.content
     grid_message = await result_of(world.fake, handle)
-    actions = ("pick1", "pick2", "pick3", "pick4", "reroll", "parameters", "delete")
+    picks, varies = [f"pick{i}" for i in range(1, 5)], [f"vary{i}" for i in range(1, 5)]
+    actions = (*picks, *varies, "reroll", "parameters", "delete")
     assert grid_message.custom_ids() == [job_custom_id(grid_id, a) for a in actions]
     grid_png = grid_message.attachments[0].data
     grid_request = read_request_bytes(grid_png)
@@ -119,6 +121,15 @@ async def test_a_grid_posts_with_a_pick_button_per_picture_across_a_restart(
     child = await world.bot.store.get(job_id_of(reroll.original))
     assert child is not None and (child.request.count, child.request.index) == (1, None)
     assert await images_today(world, person) == 5
+
+    varied = await world.fake.click(person, grid_message, job_custom_id(grid_id, "vary3"))
+    await varied.wait_response()
+    assert varied.original is not None
+    variation = await world.bot.store.get(job_id_of(varied.original))
+    assert variation is not None and variation.parent_job == grid_id
+    assert (variation.request.count, variation.request.index) == (1, None)
+    assert variation.request.init_image == (await world.bot.store.get(grid_id)).pictures[2]  # type: ignore[union-attr]
+    assert await images_today(world, person) == 6
 
 
 @module_loop
