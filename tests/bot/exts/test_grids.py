@@ -170,3 +170,23 @@ async def test_settings_count_is_a_persons_default(world: World) -> None:
     assert job is not None and job.request.count == 1
     await result_of(world.fake, handle)
     await result_of(world.fake, alone)
+
+
+@module_loop
+async def test_a_reroll_reaction_on_a_grid_paints_a_new_grid(world: World) -> None:
+    """🎲 on a grid queues a new grid of as many pictures, with a new seed."""
+    person = world.fake.create_user("reactor")
+    handle = await command(
+        world.fake, person, "imagine", {"prompt": "a arch", "iterations": 2, "count": 2}
+    )
+    grid_message = await result_of(world.fake, handle)
+    assert handle.original is not None
+    grid = await world.bot.store.get(job_id_of(handle.original))
+    assert grid is not None
+    await world.fake.react(person, grid_message, "🎲")
+    answer = await world.fake.wait_for_message(
+        world.fake.channel, lambda m: f"rerolls job #{grid.id}" in m.content, timeout=10
+    )
+    child = await world.bot.store.get(int(answer.content.split("**#")[1].split("**")[0]))
+    assert child is not None and child.parent_job == grid.id
+    assert child.request.count == 2 and child.request.seed != grid.request.seed
