@@ -34,8 +34,8 @@ class Watcher(Reporter):
         self.started_at: dict[int, float] = {}
         self.progressed: set[int] = set()
 
-    def started(self, job: Job) -> None:
-        super().started(job)
+    def started(self, job: Job, loading_models: bool) -> None:
+        super().started(job, loading_models)
         self.started_at[job.id] = time.perf_counter()
 
     def progress(self, job: Job, event: Progress) -> None:

@@ -39,8 +39,8 @@ class Watcher(Reporter):
         self.progressed: dict[int, list[Progress]] = {}
         self.started_at: dict[int, float] = {}
 
-    def started(self, job: Job) -> None:
-        super().started(job)
+    def started(self, job: Job, loading_models: bool) -> None:
+        super().started(job, loading_models)
         self.started_at[job.id] = time.perf_counter()
 
     def progress(self, job: Job, event: Progress) -> None:
