@@ -120,3 +120,16 @@ def test_sobel_magnitude_finds_edges_only() -> None:
     assert torch.allclose(edges[..., 4:6], torch.full((1, 1, 8, 2), 4.0))
     flat = torch.cat([edges[..., :3], edges[..., 7:]], dim=-1)
     assert flat.max().item() < 1e-3
+
+
+def test_mixed_target_weighs_positive_prompts_and_ignores_negative_ones() -> None:
+    """t(x): the placed mix of the prompts by their weights, normalised; a negative prompt
+    (it pushes away everywhere) is no part of any side's text."""
+    targets = torch.eye(4)[:3]  # three orthogonal prompts
+    weights = torch.tensor([1.0, 0.5, -0.5])
+    placement = torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.5, 0.5, 1.0]])
+    mixed = losses.mixed_targets(targets, weights, placement)
+    expected = F.normalize(
+        torch.tensor([[1.0, 0.5, 0, 0], [0, 1.0, 0, 0], [0.5, 0.25, 0, 0]]), dim=-1
+    )
+    assert torch.allclose(mixed, expected)
