@@ -72,12 +72,15 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         daily_images=3,
         max_pending=2,
         unlimited_roles=("Unlimited",),
-        role_limits={"Busy": RoleLimits(max_pending=20, daily_images=100)},
+        role_limits={
+            "Busy": RoleLimits(max_pending=20, daily_images=100),
+            "Patient": RoleLimits(max_iterations=40),
+        },
         allowed_channels=("general", "painting"),
     )
     async with FakeDiscord() as fake:
         restore = point_discord_py_at(fake.base_url)
-        roles = {name: fake.create_role(name) for name in ("Unlimited", "Busy")}
+        roles = {name: fake.create_role(name) for name in ("Unlimited", "Busy", "Patient")}
         try:
             async with running_bot(fake, settings) as bot:
                 yield World(fake, bot, roles)
@@ -147,11 +150,11 @@ async def test_entrance_is_acknowledged_then_painted_and_posted(world: World) ->
     """/entrance heaven | hell: answered at once with the place in line, the status message
     shows progress (with a preview), and the PNG is posted as a reply that mentions the
     person, with the call string that reproduces it and the job id."""
-    fake, person = world.fake, world.user()
-    await world.idle()
+    fake, person = world.fake, world.user("Patient")  # 40 iterations: long enough, on a
+    await world.idle()  # fast machine too, for progress edits between start and end
     started = time.monotonic()
     handle = await command(
-        fake, person, "entrance", {"realms": "heaven | hell", "iterations": 6, "seed": 3}
+        fake, person, "entrance", {"realms": "heaven | hell", "iterations": 40, "seed": 3}
     )
     assert time.monotonic() - started < 3.0 and handle.ack_latency is not None
     assert handle.response is not None and not handle.response.ephemeral
@@ -178,7 +181,7 @@ async def test_entrance_is_acknowledged_then_painted_and_posted(world: World) ->
     job = await eventually(delivered)
     assert job.status == "done" and job.result_message_id == result.id
     assert request == job.request.recipe()  # what the call string carries of the job
-    assert request.seed == 3 and request.iterations == 6 and request.size == (80, 48)
+    assert request.seed == 3 and request.iterations == 40 and request.size == (80, 48)
     assert [p.text for p in request.prompts] == [
         "entrance to heaven by James Gurney",
         "entrance to hell by James Gurney",

@@ -48,7 +48,9 @@ P = Permission
 EDIT = "/channels/{channel_id}/messages/{message_id}"
 POST = "/channels/{channel_id}/messages"
 QUICK = {"prompt": "a door", "iterations": 2, "width": 64, "height": 64}
-SLOW = {"prompt": "a slow door", "iterations": 8, "width": 64, "height": 64}
+# Slow enough, on a fast machine too, that the status message is edited again after the
+# permission is taken (the edit interval is 0.3 s).
+SLOW = {"prompt": "a slow door", "iterations": 60, "width": 64, "height": 64}
 
 
 class World:
