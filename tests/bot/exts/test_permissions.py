@@ -50,7 +50,7 @@ POST = "/channels/{channel_id}/messages"
 QUICK = {"prompt": "a door", "iterations": 2, "width": 64, "height": 64}
 # Slow enough, on a fast machine too, that the status message is edited again after the
 # permission is taken (the edit interval is 0.3 s).
-SLOW = {"prompt": "a slow door", "iterations": 60, "width": 64, "height": 64}
+SLOW = {"prompt": "a slow door", "iterations": 120, "width": 64, "height": 64}
 
 
 class World:
@@ -92,7 +92,9 @@ class World:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    settings = tiny_settings(tmp_path_factory.mktemp("permissions"), daily_images=5)
+    settings = tiny_settings(
+        tmp_path_factory.mktemp("permissions"), daily_images=5, max_iterations=120
+    )
     async with FakeDiscord() as fake:
         restore = point_discord_py_at(fake.base_url)
         try:
