@@ -477,17 +477,7 @@ async def count_jobs(
     db: aiosqlite.Connection, owner_id: int, status: Iterable[Status], since: float | None = None
 ) -> int:
     """How many of `owner_id`'s jobs have one of `status` (created at or after `since`)."""
-    wanted = tuple(status)
-    marks = ",".join("?" * len(wanted))
-    sql = f"SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND status IN ({marks})"
-    params: list[Any] = [owner_id, *wanted]
-    if since is not None:
-        sql += " AND created_at >= ?"
-        params.append(since)
-    cursor = await db.execute(sql, params)
-    row = await cursor.fetchone()
-    assert row is not None
-    return int(row[0])
+    return await _sum_over_jobs(db, "COUNT(*)", "", owner_id, status, since)
 
 
 async def count_images(
@@ -496,12 +486,23 @@ async def count_images(
     """How many pictures `owner_id`'s jobs with one of `status` paint (created at or after
     `since`): a job of `--count 4` is four (its request's count; one for older requests); a
     picture picked out of a grid was counted with its grid."""
+    pictures = "COALESCE(SUM(COALESCE(json_extract(request_json, '$.count'), 1)), 0)"
+    return await _sum_over_jobs(db, pictures, " AND kind != 'pick'", owner_id, status, since)
+
+
+async def _sum_over_jobs(
+    db: aiosqlite.Connection,
+    aggregate: str,
+    condition: str,
+    owner_id: int,
+    status: Iterable[Status],
+    since: float | None,
+) -> int:
+    """SELECT `aggregate` over `owner_id`'s jobs with one of `status`, `condition` (SQL) and
+    created at or after `since`."""
     wanted = tuple(status)
     marks = ",".join("?" * len(wanted))
-    sql = (
-        "SELECT COALESCE(SUM(COALESCE(json_extract(request_json, '$.count'), 1)), 0) FROM jobs"
-        f" WHERE owner_id = ? AND kind != 'pick' AND status IN ({marks})"
-    )
+    sql = f"SELECT {aggregate} FROM jobs WHERE owner_id = ?{condition} AND status IN ({marks})"
     params: list[Any] = [owner_id, *wanted]
     if since is not None:
         sql += " AND created_at >= ?"
