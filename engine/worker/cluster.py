@@ -30,10 +30,11 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from engine.request import Request
 from engine.worker.jobs import (
+    END_OF_EVENTS,
     TERMINAL,
     Cancelled,
     Event,
@@ -43,13 +44,13 @@ from engine.worker.jobs import (
     Painted,
     Started,
     WorkerError,
+    queued_events,
 )
 from engine.worker.painter import DeviceBroken, Item, Models, Painter, input_paths
 from engine.worker.pool import Pool
 
 log = logging.getLogger("doorways.worker")
 
-_END = object()
 RAY_MISSING = "engine.cluster needs Ray on this machine: pip install 'doorways[ray]'"
 RAY_CLIENT_REFUSED = (
     "Ray Client (ray://) cannot stream a painting's progress (Ray has no streaming actor "
@@ -249,12 +250,8 @@ class RayWorker:
             return True
         return False
 
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._events.get()
-            if item is _END:
-                return
-            yield cast("Event", item)
+    def events(self) -> AsyncIterator[Event]:
+        return queued_events(self._events)
 
     def health(self) -> Health:
         info, running = self._info, self._running
@@ -288,7 +285,7 @@ class RayWorker:
         self._alive = False
         if self._actor is not None:
             _kill(self._actor)
-        self._events.put_nowait(_END)
+        self._events.put_nowait(END_OF_EVENTS)
         return unfinished
 
     # Inside --------------------------------------------------------------------------------

@@ -7,12 +7,13 @@ process, a Ray actor), and `Health` is how one is doing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, cast
 
 from engine.request import Request
 
@@ -99,6 +100,13 @@ class Cancelled:
 
 Event = Started | Progress | Done | Failed | Cancelled
 TERMINAL = (Done, Failed, Cancelled)
+END_OF_EVENTS = object()  # a worker puts it on its event queue when it has stopped
+
+
+async def queued_events(queue: asyncio.Queue[object]) -> AsyncIterator[Event]:
+    """The events put on a worker's queue, in order, until END_OF_EVENTS."""
+    while (item := await queue.get()) is not END_OF_EVENTS:
+        yield cast("Event", item)
 
 
 @dataclass(frozen=True)

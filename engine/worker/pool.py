@@ -19,13 +19,20 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import cast
 
-from engine.worker.jobs import TERMINAL, Cancelled, Event, Health, Job, Worker, WorkerError
+from engine.worker.jobs import (
+    END_OF_EVENTS,
+    TERMINAL,
+    Cancelled,
+    Event,
+    Health,
+    Job,
+    Worker,
+    WorkerError,
+    queued_events,
+)
 
 log = logging.getLogger("doorways.worker")
-
-_END = object()
 
 
 class Pool:
@@ -126,13 +133,9 @@ class Pool:
                 return self.workers[index].cancel(job_id)
         return False
 
-    async def events(self) -> AsyncIterator[Event]:
+    def events(self) -> AsyncIterator[Event]:
         """Every job event of every worker, in order, until stop(). One consumer at a time."""
-        while True:
-            item = await self._events.get()
-            if item is _END:
-                return
-            yield cast("Event", item)
+        return queued_events(self._events)
 
     def health(self) -> tuple[Health, ...]:
         """One snapshot per worker, in the order they joined."""
@@ -164,7 +167,7 @@ class Pool:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(reader, 2.0)  # their streams ended: flush what is left
         self._busy.clear()
-        self._events.put_nowait(_END)
+        self._events.put_nowait(END_OF_EVENTS)
         return unfinished
 
     # Inside --------------------------------------------------------------------------------

@@ -32,9 +32,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from engine.worker.jobs import (
+    END_OF_EVENTS,
     TERMINAL,
     Cancelled,
     Event,
@@ -45,6 +46,7 @@ from engine.worker.jobs import (
     Progress,
     Started,
     WorkerError,
+    queued_events,
 )
 from engine.worker.painter import DeviceBroken, Models, Painter, describe_device
 
@@ -230,9 +232,6 @@ class _Running:
     since: float | None = None  # set by Started
 
 
-_END = object()
-
-
 class WorkerHandle:
     """The parent's handle on one worker process; every method is called on one event loop.
 
@@ -355,12 +354,12 @@ class WorkerHandle:
         return False
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every job event, in order, until stop(). One consumer at a time."""
-        while not (self._closed and self._events.empty()):
-            item = await self._events.get()
-            if item is _END:
-                return
-            yield cast("Event", item)
+        """Every job event, in order, until stop(). One consumer at a time; after the end,
+        an empty stream."""
+        if self._closed and self._events.empty():
+            return
+        async for event in queued_events(self._events):
+            yield event
 
     def health(self) -> Health:
         process = self._process
@@ -415,7 +414,7 @@ class WorkerHandle:
         self._running = None
         self._ids.clear()
         self._closed = True
-        self._events.put_nowait(_END)
+        self._events.put_nowait(END_OF_EVENTS)
         return unfinished
 
     # Processes -----------------------------------------------------------------------------
