@@ -255,6 +255,8 @@ class RayWorker:
 
     def health(self) -> Health:
         info, running = self._info, self._running
+        if running is not None and running.finished:  # its stream is ending: no longer its job
+            running = None
         return Health(
             alive=self._alive,
             pid=info.pid if info else None,
