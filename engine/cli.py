@@ -371,8 +371,7 @@ def _generate(request: Request) -> int:
         call = own.recipe().to_call_string().removeprefix("doorways")
         print(f"reproduce: {doorways_command()}{call}", file=sys.stderr)
     if frames is not None and request.timelapse is not None:
-        frames.add(result.image)
-        _save_timelapse(frames, Path(request.timelapse).expanduser())
+        _save_timelapse(frames, result.image, Path(request.timelapse).expanduser())
     return 0
 
 
@@ -399,14 +398,15 @@ def _save_pictures(
     return saved
 
 
-def _save_timelapse(frames: "Timelapse", path: Path) -> None:
+def _save_timelapse(frames: "Timelapse", final: "Tensor", path: Path) -> None:
     """Write the GIF (a taken name gets _1, _2, …); a failure is a warning: the picture is
     what matters, and it is saved already."""
     from engine.outputs import claim_path
 
     try:
+        gif = frames.finish(final)
         target = claim_path(path)
-        target.write_bytes(frames.gif())
+        target.write_bytes(gif)
     except (OSError, ValueError) as error:
         print(f"doorways: warning: no timelapse: {error}", file=sys.stderr)
         return

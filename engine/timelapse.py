@@ -49,6 +49,11 @@ class Timelapse:
         frame.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
         self.frames.append(frame)
 
+    def finish(self, final: Tensor, limit_bytes: int = DEFAULT_LIMIT) -> bytes:
+        """The animation with the finished picture as its last, held frame (see gif)."""
+        self.add(final)
+        return self.gif(limit_bytes)
+
     def gif(self, limit_bytes: int = DEFAULT_LIMIT) -> bytes:
         """The animation, at most limit_bytes: smaller frames first, then fewer of them."""
         if not self.frames:

@@ -182,9 +182,8 @@ def _timelapse_gif(frames: Timelapse | None, final: torch.Tensor, job_id: str) -
     would not fit the size limit: the picture matters more)."""
     if frames is None:
         return None
-    frames.add(final)
     try:
-        return frames.gif()
+        return frames.finish(final)
     except ValueError as error:
         log.warning("job %s: no timelapse: %s", job_id, error)
         return None
