@@ -31,7 +31,7 @@ from typing import Any
 from engine.entrance import ENTRANCE_DEFAULTS, entrance_prompts, find_preset, realm_target
 from engine.entrance import split_realms as split_entrance_realms
 from engine.prompts import Prompt, parse_prompts, render_prompts
-from engine.request import MAX_SEED, Request
+from engine.request import MAX_COUNT, MAX_SEED, Request
 
 DEFAULT_OUTPUT_ROOT = Path("data/outputs")
 DEFAULT_OUT_FOLDER = "output"
@@ -69,10 +69,25 @@ class TaskJob:
     out_file: str  # pictures are saved as folder/out_file_N.png, N the next free number
     style: str  # "" for none
     repetition: int  # 1-based, of `each`
+    # The index of the first job of the batch this picture is painted in (`count`): its own
+    # index when it is painted alone. A batch's request is `batch_request`; `request` is the
+    # picture's own (`--count N --index I`), whose call string reproduces it.
+    batch: int
 
     @property
     def output(self) -> Path:
         return self.folder / f"{self.out_file}.png"
+
+    @property
+    def batch_request(self) -> Request:
+        """What the worker paints for this picture: its whole batch (itself when alone)."""
+        return self.request.replace(index=None)
+
+    @property
+    def seed(self) -> int:
+        """This picture's own seed (a batch's pictures have the batch's seed, +1, +2, …)."""
+        assert self.request.seed is not None
+        return self.request.seed + (self.request.index or 1) - 1
 
     def describe(self, total: int) -> str:
         """`image 3 of 10 (style "Banksy", repetition 1)`."""
@@ -92,10 +107,11 @@ class TaskFileError(ValueError):
 
 RUNVQGAN_FIELDS = ("text", "style", "iterations", "out_file", "out_folder", "portrait", "each",
                    "resolution")  # fmt: skip
+BATCH_FIELDS = ("count",)  # pictures painted as one batch (engine/request.py --count)
 ENTRANCE_FIELDS = ("realms", "preset", "door", "modifiers")
 # Request fields a task file does not set under their own names: the runvqgan fields stand
-# for size, iterations and output, and the device is the runner's choice. A task's pictures
-# are its `each` repetitions, one at a time: batching them (`count`) is not offered yet.
+# for size, iterations and output, the device is the runner's choice, and `count` batches
+# the `each` repetitions (read apart from the request options; `index` follows from it).
 _NOT_TASK_FIELDS = frozenset(
     {"prompts", "size", "iterations", "output", "device", "preview_every", "timelapse",
      "count", "index"}
@@ -112,7 +128,7 @@ def _request_fields() -> dict[str, dataclasses.Field[Any]]:
 
 
 REQUEST_FIELDS = _request_fields()
-KNOWN_FIELDS = (*RUNVQGAN_FIELDS, *ENTRANCE_FIELDS, *REQUEST_FIELDS)
+KNOWN_FIELDS = (*RUNVQGAN_FIELDS, *BATCH_FIELDS, *ENTRANCE_FIELDS, *REQUEST_FIELDS)
 _LIST_VALUED = frozenset({"resolution", "modifiers", "anchors", "augments"})
 _IMAGE_FIELDS = ("init_image", "image_prompts")
 
@@ -223,6 +239,7 @@ def expand_task(
             f"{len(styles)} style(s) × each {each} = {len(styles) * each} images; this server "
             f"makes at most {limits.max_images} per task file"
         )
+    count = _count(values, each, problems)
     size = _size(values, limits, problems)
 
     out_file = values.one("out_file", str)
@@ -235,8 +252,8 @@ def expand_task(
         _check_name("out_folder", out_folder, problems, separators=True)
 
     changes = {**(defaults or {}), **_request_options(values, images_root, problems)}
-    seeds = _seeds(values, each, rng, problems)
-    if problems or prompts is None or each is None or seeds is None:
+    seeds = _seeds(values, each, count or 1, rng, problems)
+    if problems or prompts is None or each is None or seeds is None or count is None:
         raise TaskFileError(problems or ["the task file has no usable prompt"])
     assert out_file is not None and out_folder is not None and iterations is not None
 
@@ -245,20 +262,45 @@ def expand_task(
     jobs: list[TaskJob] = []
     for style in styles:
         styled = _with_style(prompts, style, all_parts=entrance)
+        first = len(jobs)  # the job index of this style's first repetition
         for repetition in range(1, each + 1):
+            start = (repetition - 1) // count * count  # the batch's first repetition, 0-based
+            pictures = min(count, each - start)
+            batch = {"seed": seeds[start], "count": pictures}
+            if pictures > 1:
+                batch["index"] = repetition - start
             try:
                 request = base.replace(
-                    prompts=styled,
-                    size=size,
-                    iterations=iterations,
-                    seed=seeds[repetition - 1],
-                    output=output,
-                    **changes,
-                )
+                    prompts=styled, size=size, iterations=iterations, output=output,
+                    **changes, **batch,
+                )  # fmt: skip
             except (ValueError, TypeError) as error:
                 raise TaskFileError([str(error)]) from None
-            jobs.append(TaskJob(len(jobs), request, folder, out_file, style, repetition))
+            jobs.append(
+                TaskJob(len(jobs), request, folder, out_file, style, repetition, first + start)
+            )
     return jobs
+
+
+def batches(jobs: Sequence[TaskJob], indices: Sequence[int]) -> list[tuple[int, ...]]:
+    """The job indices `indices` grouped by the batch they are painted in, in order."""
+    grouped: dict[int, list[int]] = {}
+    for index in indices:
+        grouped.setdefault(jobs[index].batch, []).append(index)
+    return [tuple(group) for group in grouped.values()]
+
+
+def describe(jobs: Sequence[TaskJob], total: int) -> str:
+    """`image 3 of 10 (style "Banksy", repetition 1)`, or for a batch
+    `images 1-4 of 10 (no style, repetitions 1-4)`."""
+    if len(jobs) == 1:
+        return jobs[0].describe(total)
+    first, last = jobs[0], jobs[-1]
+    style = f'style "{first.style}"' if first.style else "no style"
+    return (
+        f"images {first.index + 1}-{last.index + 1} of {total} "
+        f"({style}, repetitions {first.repetition}-{last.repetition})"
+    )
 
 
 class _Values:
@@ -506,16 +548,37 @@ def _image_paths(key: str, value: str, images_root: str | Path | None, problems:
     return located
 
 
+def _count(values: _Values, each: int | None, problems: list[str]) -> int | None:
+    """`count`: how many repetitions are painted as one batch (1 to MAX_COUNT, at most
+    `each`); the last batch takes what is left over."""
+    count = values.one("count", int, default=1)
+    if count is None:
+        return None
+    if not 1 <= count <= MAX_COUNT:
+        problems.append(f"count: {count} pictures a batch; give 1 to {MAX_COUNT}")
+        return None
+    if each is not None and count > each:
+        problems.append(
+            f"count: {count} pictures a batch, but each paints only {each}: "
+            f"give count 1 to {each} (or raise each)"
+        )
+        return None
+    return count
+
+
 def _seeds(
-    values: _Values, each: int | None, rng: random.Random | None, problems: list[str]
+    values: _Values, each: int | None, count: int, rng: random.Random | None, problems: list[str]
 ) -> list[int] | None:
     """One seed per repetition: `seed` s gives s, s+1, …; a list of `each` gives them all;
-    none drawn at random (the call string pins them)."""
+    none drawn at random (the call string pins them). A batch of `count` paints seeds s,
+    s+1, … (engine/request.py), so a batch's seeds follow on: drawn one per batch, and a
+    list must say so."""
     if each is None:
         return None
     if "seed" not in values.task:
         rng = rng or random.SystemRandom()
-        return [rng.randint(0, 2**32 - 1) for _ in range(each)]
+        drawn = [rng.randint(0, 2**32 - 1) for _ in range(0, each, count)]
+        return [drawn[r // count] + r % count for r in range(each)]
     seeds = values.many("seed", int)
     if seeds is None:
         return None
@@ -528,18 +591,27 @@ def _seeds(
         problems.append(f"seed: the repetitions need different seeds, not {seeds}")
     if any(not 0 <= s <= MAX_SEED for s in seeds):
         problems.append(f"seed: seeds are whole numbers from 0 to {MAX_SEED}")
+    for start in range(0, each, count):
+        batch = seeds[start : start + count]
+        if batch != list(range(batch[0], batch[0] + len(batch))):
+            problems.append(
+                f"seed: a batch of count {count} paints seeds that follow on (s, s+1, …); "
+                f"repetitions {start + 1}-{start + len(batch)} have {batch}"
+            )
     return seeds
 
 
 def task_summary(jobs: Sequence[TaskJob]) -> str:
-    """`6 images: 2 styles × each 3, 450×300, 200 iterations, into data/outputs/output`."""
+    """`6 images: 2 styles × each 3, 450×300, 200 iterations, into data/outputs/output`
+    (`… × each 8 in batches of 4, …` with a count)."""
     if not jobs:
         return "no images"
     first = jobs[0].request
     styles = len({job.style for job in jobs})
     width, height = first.size
+    batched = f" in batches of {first.count}" if first.count > 1 else ""
     return (
-        f"{len(jobs)} image(s): {styles} style(s) × each {len(jobs) // styles}, "
+        f"{len(jobs)} image(s): {styles} style(s) × each {len(jobs) // styles}{batched}, "
         f"{width}×{height}, {first.iterations} iterations, "
         f"{render_prompts(first.prompts)!r} into {jobs[0].folder}"
     )

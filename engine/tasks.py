@@ -2,9 +2,10 @@
 
 `doorways tasks run FOLDER` runs FOLDER/*.txt, FOLDER/*.json and FOLDER/<user>/task_*.txt
 (never sample.txt or task_sample.txt) through one worker process, which loads the models
-once for the whole batch. One run is a `FolderRun`, which hands out its pictures one at a
-time and is told what became of each: `run_folder` feeds it to a worker of its own, the bot
-(bot/exts/nightly) to its scheduler, between people's jobs. What it keeps on disk, beside
+once for the whole run. One run is a `FolderRun`, which hands out its pictures (or, for a
+task file's `count`, its batches) one at a time and is told what became of each:
+`run_folder` feeds it to a worker of its own, the bot (bot/exts/nightly) to its scheduler,
+between people's jobs. What it keeps on disk, beside
 each task file NAME:
 
 - `NAME.progress.json` while NAME runs: the seeds of its images and each result, rewritten
@@ -47,7 +48,15 @@ from typing import Any
 
 from engine.config import load_config, parse_hhmm
 from engine.request import COMPILE_MODES, DEFAULT_CLIP, DEFAULT_VQGAN, KERNELS, PRECISIONS
-from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task, task_summary
+from engine.taskfile import (
+    TaskFileError,
+    TaskJob,
+    TaskLimits,
+    batches,
+    describe,
+    expand_task,
+    task_summary,
+)
 from engine.worker import (
     Cancelled,
     Done,
@@ -296,9 +305,10 @@ def progress_path(task: Path) -> Path:
 
 
 class TaskRun:
-    """One task file's jobs and their durable progress.
+    """One task file's jobs (one a picture) and their durable progress.
 
-    Progress records, by job index: {"state": "saving", "png", "temps", "seed",
+    A batch (`count`) is painted as one worker job and placed picture by picture. Progress
+    records, by job index: {"state": "saving", "png", "temps", "seed",
     "call_string"} from the moment a finished picture is being moved to its claimed name,
     then {"state": "done", "png", "seed", "call_string"}; or {"state": "failed", "kind",
     "message"}. A job with no record runs (again).
@@ -363,37 +373,60 @@ class TaskRun:
     def pending(self) -> list[int]:
         return [i for i in range(len(self.jobs)) if i not in self.records]
 
+    def pending_batches(self) -> list[tuple[int, ...]]:
+        """The pictures to paint, grouped by the batch each is painted in."""
+        return batches(self.jobs, self.pending())
+
     def complete(self) -> bool:
         return all(
             self.records.get(i, {}).get("state") in ("done", "failed") for i in range(len(self))
         )
 
     def temp_output(self, index: int) -> Path:
-        """The hidden name the worker writes job `index` to; leftovers of a crash removed."""
-        job = self.jobs[index]
-        return partial_output(job.folder, job.out_file, f"{self._temp_prefix}.{index}")
+        """The hidden name the worker writes job `index`'s batch to (a batch's pictures go
+        beside it, NAME-1.png, …); leftovers of a crash removed."""
+        job = self.jobs[self.jobs[index].batch]
+        return partial_output(job.folder, job.out_file, f"{self._temp_prefix}.{job.index}")
 
     # Results
-    def place(self, index: int, done: Done) -> Path:
-        """Move a finished picture (and its .txt) to the next free OUT_FILE_N name; where
-        that cannot be done (disk full, folder not writable) it stays where the worker saved
-        it, and the log says where."""
+    def place_batch(self, indices: Sequence[int], done: Done) -> list[Path]:
+        """Name the pictures `indices` of the batch `done` painted, in order (place); the
+        batch's other pictures (made before a crash) and its grid are removed."""
+        if not done.pictures:  # painted alone
+            return [self.place(indices[0], done.paths, done.seed, done.call_string)]
+        _remove(done.paths)  # the grid: each picture gets its own name
+        first = self.jobs[indices[0]].batch
+        members = [job for job in self.jobs if job.batch == first]
+        placed = []
+        for job, picture in zip(members, done.pictures, strict=True):
+            temps = (picture, str(Path(picture).with_suffix(".txt")))
+            if job.index in indices:
+                call = job.request.recipe().to_call_string()
+                placed.append(self.place(job.index, temps, job.seed, call))
+            else:
+                _remove(temps)
+        return placed
+
+    def place(self, index: int, temps: Sequence[str], seed: int, call_string: str) -> Path:
+        """Move a finished picture (the worker's temporary PNG and .txt) to the next free
+        OUT_FILE_N name; where that cannot be done (disk full, folder not writable) it stays
+        where the worker saved it, and the log says where."""
         job = self.jobs[index]
-        record = {"png": done.png, "seed": done.seed, "call_string": done.call_string}
+        record = {"png": temps[0], "seed": seed, "call_string": call_string}
         try:
             final = claim_numbered(job.folder, job.out_file)
         except OSError as error:
             log.error("%s: cannot name a picture in %s (%s); it stays at %s",
-                      self.name, job.folder, error, done.png)  # fmt: skip
+                      self.name, job.folder, error, temps[0])  # fmt: skip
             self.records[index] = {**record, "state": "done"}
         else:
             self.records[index] = {
-                **record, "state": "saving", "png": str(final), "temps": list(done.paths)
+                **record, "state": "saving", "png": str(final), "temps": list(temps)
             }  # fmt: skip
             self._save()
             self._settle(index)
         self._save()
-        return Path(self.records[index]["png"]) if index in self.records else Path(done.png)
+        return Path(self.records[index]["png"]) if index in self.records else Path(temps[0])
 
     def _settle(self, index: int) -> None:
         """Finish moving a "saving" picture: done under its claimed name, or, if it cannot be
@@ -418,10 +451,12 @@ class TaskRun:
         else:  # the picture never reached the disk
             del self.records[index]
 
-    def fail(self, index: int, kind: str, message: str) -> str:
-        self.records[index] = {"state": "failed", "kind": kind, "message": message}
+    def fail(self, indices: Sequence[int], kind: str, message: str) -> list[str]:
+        """The pictures `indices` (one batch) cannot be made: one line each for the summary."""
+        for index in indices:
+            self.records[index] = {"state": "failed", "kind": kind, "message": message}
         self._save()
-        return f"{self.name}: {self.jobs[index].describe(len(self))}: {message}"
+        return [f"{self.name}: {self.jobs[i].describe(len(self))}: {message}" for i in indices]
 
     def finish(self, summary: Summary) -> None:
         """Every image has a result: report failures in STEM_ERROR.txt, rename NAME.done."""
@@ -452,6 +487,11 @@ class TaskRun:
             done_name.name,
         )
         summary.finished.append(self.name)
+
+
+def _remove(paths: Sequence[str]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
 
 
 def refuse(path: Path, name: str, problems: list[str], summary: Summary) -> None:
@@ -510,21 +550,24 @@ class FolderRun:
     worker of its own) and the bot's schedule (through its one worker queue) share.
 
     `open()` takes the folder's lock, reads every task file (refusing the ones that cannot
-    run) and finishes files a crash left complete; `next_job()` gives the next picture to
-    paint (None when none is left to hand out); `record(event)` takes what the worker says
-    about it — the picture is named OUT_FILE_N, the progress file updated, a crashed job
-    handed out once more, a finished file renamed .done; `close()` releases the lock and
-    logs the summary. Plain blocking file work: asyncio callers run it in a thread.
+    run) and finishes files a crash left complete; `next_job()` gives the next picture — or
+    batch of pictures (`count`) — to paint (None when none is left to hand out);
+    `record(event)` takes what the worker says about it — each picture is named OUT_FILE_N,
+    the progress file updated, a crashed job handed out once more, a finished file renamed
+    .done; `close()` releases the lock and logs the summary. Plain blocking file work:
+    asyncio callers run it in a thread.
     """
 
     def __init__(self, folder: str | Path, settings: RunSettings, *, job_prefix: str = "") -> None:
         self.folder = Path(folder)
         self.settings = settings
-        self.job_prefix = job_prefix  # job ids are PREFIX + "NAME#N" (+ "~2" for a retry)
+        # Job ids are PREFIX + "NAME#N", "NAME#N-M" for a batch (+ "~2" for a retry).
+        self.job_prefix = job_prefix
         self.summary = Summary()
         self._lock = contextlib.ExitStack()
-        self._queue: collections.deque[tuple[TaskRun, int, int]] = collections.deque()
-        self._in_flight: dict[str, tuple[TaskRun, int, int]] = {}  # job id → (run, index, try)
+        # (run, the pictures' job indices, try): one picture, or the pictures of one batch
+        self._queue: collections.deque[tuple[TaskRun, tuple[int, ...], int]] = collections.deque()
+        self._in_flight: dict[str, tuple[TaskRun, tuple[int, ...], int]] = {}  # by job id
         self._began = 0.0
         self._counter = 0
         self.total = 0  # pictures to paint in this run (known once open)
@@ -545,8 +588,8 @@ class FolderRun:
             for run in runs:
                 if not run.pending() and run.complete():
                     run.finish(self.summary)  # a crash came after its last image
-            self._queue.extend((run, index, 1) for run in runs for index in run.pending())
-            self.total = len(self._queue)
+            self._queue.extend((run, batch, 1) for run in runs for batch in run.pending_batches())
+            self.total = sum(len(batch) for _, batch, _ in self._queue)
         except BaseException:
             self._lock.close()
             raise
@@ -578,37 +621,45 @@ class FolderRun:
         """The next picture to paint, as a worker job; None when none is left to hand out."""
         if not self._queue:
             return None
-        run, index, attempt = self._queue.popleft()
-        job_id = f"{self.job_prefix}{run.name}#{index + 1}" + (f"~{attempt}" if attempt > 1 else "")
-        self._in_flight[job_id] = (run, index, attempt)
-        return Job.of(job_id, run.jobs[index].request, run.temp_output(index))
+        run, indices, attempt = self._queue.popleft()
+        numbers = f"{indices[0] + 1}" + (f"-{indices[-1] + 1}" if len(indices) > 1 else "")
+        job_id = f"{self.job_prefix}{run.name}#{numbers}" + (f"~{attempt}" if attempt > 1 else "")
+        self._in_flight[job_id] = (run, indices, attempt)
+        # A batch is painted whole, also when a crash left some of its pictures made: the
+        # call strings name the batch, so only the batch paints those pictures exactly.
+        request = run.jobs[indices[0]].batch_request
+        return Job.of(job_id, request, run.temp_output(indices[0]))
 
     def record(self, event: Event) -> None:
         """What the worker says about one of this run's jobs (others are ignored)."""
         if event.job_id not in self._in_flight:
             return
-        run, index, attempt = self._in_flight[event.job_id]
-        what = f"{run.name} {run.jobs[index].describe(len(run))}"
+        run, indices, attempt = self._in_flight[event.job_id]
+        what = f"{run.name} {describe([run.jobs[i] for i in indices], len(run))}"
         if isinstance(event, Started):
-            self._counter += 1
+            self._counter += len(indices)
             log.info("[%d/%d] painting %s", self._counter, self.total, what)
         if not isinstance(event, Done | Failed | Cancelled):
             return
         del self._in_flight[event.job_id]
         if isinstance(event, Done):
-            path = run.place(index, event)
-            self.summary.made.append(path)
-            log.info("made %s in %.1f s (seed %d)", path, event.total_s, event.seed)
+            paths = run.place_batch(indices, event)
+            self.summary.made += paths
+            for path, index in zip(paths, indices, strict=True):
+                seed = run.jobs[index].seed
+                log.info("made %s in %.1f s (seed %d)", path, event.total_s, seed)
         elif isinstance(event, Failed) and event.kind == "crash" and attempt < CRASH_TRIES:
             log.warning("%s: %s; trying it again", what, event.message)
-            self._counter -= 1
-            self._queue.appendleft((run, index, attempt + 1))
+            self._counter -= len(indices)
+            self._queue.appendleft((run, indices, attempt + 1))
         elif isinstance(event, Failed) and event.kind != "model_missing":
-            self.summary.failed.append(run.fail(index, event.kind, event.message))
+            self.summary.failed += run.fail(indices, event.kind, event.message)
             log.error("failed %s: %s", what, event.message)
         else:  # no model, or cancelled: not the task file's fault; the next run tries
             reason = event.message if isinstance(event, Failed) else "cancelled"
-            self.summary.waiting.append(f"{what}: {reason}")
+            self.summary.waiting += [
+                f"{run.name} {run.jobs[i].describe(len(run))}: {reason}" for i in indices
+            ]
             log.warning("%s left for the next run: %s", what, reason)
         if run.complete():
             run.finish(self.summary)

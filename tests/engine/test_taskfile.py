@@ -10,7 +10,15 @@ import pytest
 from engine.config import TasksConfig, load_config
 from engine.prompts import Prompt
 from engine.request import Request
-from engine.taskfile import TaskFileError, TaskLimits, expand_task, parse_task
+from engine.taskfile import (
+    TaskFileError,
+    TaskLimits,
+    batches,
+    describe,
+    expand_task,
+    parse_task,
+    task_summary,
+)
 
 # The runvqgan README's example, field by field.
 RUNVQGAN = {
@@ -91,6 +99,57 @@ def test_seeds_given_drawn_and_repeatable() -> None:
         task(seed=[1, 2], each=3)
     )
     assert any("need different seeds" in p for p in problems(task(seed=[4, 4], each=2)))
+
+
+def test_count_batches_the_repetitions() -> None:
+    """each 10, count 4: batches of 4, 4 and the 2 left over, per style; a batch paints
+    seeds s, s+1, …, and each picture's request names its batch and index, so its call
+    string repaints it exactly; a batch left with one picture is painted alone."""
+    jobs = expand_task(task(each=10, count=4, seed=20, style=["", "Klee"]))
+    assert len(jobs) == 20
+    assert batches(jobs, range(20)) == [
+        (0, 1, 2, 3), (4, 5, 6, 7), (8, 9), (10, 11, 12, 13), (14, 15, 16, 17), (18, 19)
+    ]  # fmt: skip
+    assert [j.seed for j in jobs[:10]] == list(range(20, 30)) == [j.seed for j in jobs[10:]]
+    first, last = jobs[1].request, jobs[9].request
+    assert (first.seed, first.count, first.index) == (20, 4, 2)
+    assert (last.seed, last.count, last.index) == (28, 2, 2)
+    assert jobs[1].batch_request == first.replace(index=None)
+    assert "--seed 20 --count 4 --index 2" in first.to_call_string()
+    assert Request.from_call_string(first.to_call_string()) == first
+    assert batches(jobs, [2, 3, 9]) == [(2, 3), (9,)]  # what is left after a crash
+    assert describe(jobs[4:8], 20) == "images 5-8 of 20 (no style, repetitions 5-8)"
+    assert describe(jobs[:1], 20) == "image 1 of 20 (no style, repetition 1)"
+    assert "× each 10 in batches of 4, 450×300" in task_summary(jobs)
+
+    alone = expand_task(task(each=5, count=4, seed=1))[4].request
+    assert (alone.seed, alone.count, alone.index) == (5, 1, None)
+    plain = expand_task(task(each=2, seed=1))
+    assert [(j.request.count, j.request.index, j.batch) for j in plain] == [
+        (1, None, 0), (1, None, 1)
+    ]  # fmt: skip
+    assert "in batches" not in task_summary(plain)
+
+
+def test_count_draws_one_seed_a_batch_and_checks_given_ones() -> None:
+    """Drawn seeds follow on within a batch; a list of seeds must, or the file is refused;
+    count is 1 to 4 and at most each."""
+    drawn = expand_task(task(each=6, count=3), rng=random.Random(5))
+    seeds = [j.seed for j in drawn]
+    assert seeds[1:3] == [seeds[0] + 1, seeds[0] + 2] and seeds[4:] == [seeds[3] + 1, seeds[3] + 2]
+    assert drawn[2].request.seed == seeds[0] and drawn[5].request.seed == seeds[3]
+    listed = expand_task(task(each=4, count=2, seed=[7, 8, 3, 4]))
+    assert [j.seed for j in listed] == [7, 8, 3, 4]
+    assert problems(task(each=4, count=2, seed=[7, 8, 3, 5])) == [
+        "seed: a batch of count 2 paints seeds that follow on (s, s+1, …); repetitions 3-4 "
+        "have [3, 5]"
+    ]
+    assert problems(task(each=8, count=5)) == ["count: 5 pictures a batch; give 1 to 4"]
+    assert problems(task(count=0)) == ["count: 0 pictures a batch; give 1 to 4"]
+    assert problems(task(each=2, count=3)) == [
+        "count: 3 pictures a batch, but each paints only 2: give count 1 to 2 (or raise each)"
+    ]
+    assert problems(task(count="four")) == ['count: "four" is not a whole number']
 
 
 @pytest.mark.parametrize(

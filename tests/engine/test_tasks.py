@@ -12,6 +12,7 @@ import datetime as dt
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -43,7 +44,7 @@ from engine.tasks import (
     progress_path,
     run_folder,
 )
-from engine.worker import Done, WorkerHandle
+from engine.worker import Done, Job, WorkerHandle
 from tests import hostile_images as hostile
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -69,12 +70,27 @@ def made(folder: Path, stem: str) -> list[str]:
 
 
 def seed_of(png: Path) -> int:
+    """The picture's own seed, from its call string (a batch's picture: the batch's seed and
+    its index), which its .txt repeats."""
     with Image.open(png) as image:
         call = image.text["parameters"]  # type: ignore[attr-defined]
     assert png.with_suffix(".txt").read_text().strip() == call
-    seed = Request.from_call_string(call).seed
-    assert seed is not None
-    return seed
+    request = Request.from_call_string(call)
+    assert request.seed is not None
+    return request.seed + (request.index or 1) - 1
+
+
+def handed_out(worker: WorkerHandle, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the jobs given to `worker` from now on, in order."""
+    ids: list[str] = []
+    submit = worker.submit
+
+    def record(job: Job) -> None:
+        ids.append(job.job_id)
+        submit(job)
+
+    monkeypatch.setattr(worker, "submit", record)
+    return ids
 
 
 # --- files, names, lock, schedule (no worker) -----------------------------------------------
@@ -203,7 +219,7 @@ def test_a_picture_that_cannot_reach_its_folder_stays_where_it_was_saved(tmp_pat
                              0, 0, 0))  # fmt: skip
     out.mkdir()
     (out / "output").write_text("a file where the folder was")
-    assert run.place(0, pictures[0]) == rescued / "dog1.png"
+    assert run.place_batch([0], pictures[0]) == [rescued / "dog1.png"]
     assert run.records[0] == {"state": "done", "png": str(rescued / "dog1.png"), "seed": 1,
                               "call_string": "call"}  # fmt: skip
 
@@ -223,10 +239,48 @@ def test_a_picture_that_cannot_reach_its_folder_stays_where_it_was_saved(tmp_pat
     with pytest.MonkeyPatch.context() as mp:  # no second disk here: the move says it is one
         mp.setattr(tasks.os, "replace", other_disk)
         mp.setattr(tasks.shutil, "copyfile", copy_cut_short)
-        assert run.place(1, pictures[1]) == rescued / "dog2.png"
+        assert run.place_batch([1], pictures[1]) == [rescued / "dog2.png"]
     assert run.records[1]["png"] == str(rescued / "dog2.png")
     assert list((out / "output").iterdir()) == []  # the claimed names and the cut copy: gone
     assert run.complete() and (rescued / "dog2.png").read_bytes() == b"png bytes"
+
+
+def test_a_batch_cut_short_by_a_crash_paints_only_its_missing_pictures(tmp_path: Path) -> None:
+    """A crash while a batch's pictures were being named left picture 1 made: the next run
+    paints the batch whole (only it paints its pictures exactly), names picture 2 alone and
+    removes the rest; a finished batch is not handed out again."""
+    folder, out = tmp_path / "tasks", tmp_path / "out"
+    folder.mkdir()
+    path = folder / "a.txt"
+    path.write_text(task_text("dog", each=4, count=2, seed=3))
+    run = TaskRun(path, "a.txt", path.read_text(), expand_task(path.read_text(), out_root=out))
+    run.records[0] = {"state": "done", "png": "dog_1.png", "seed": 3, "call_string": "call"}
+    for index in (2, 3):
+        run.records[index] = {"state": "done", "png": f"dog_{index}.png", "seed": 3 + index,
+                              "call_string": "call"}  # fmt: skip
+    run._save()
+    with FolderRun(folder, RunSettings(out_root=out)) as folder_run:
+        assert folder_run.total == 1
+        job = folder_run.next_job()
+        assert job is not None and folder_run.next_job() is None
+        assert job.job_id == "a.txt#2"
+        request = Request.from_json(job.request_json)
+        assert (request.seed, request.count, request.index) == (3, 2, None)  # the batch
+        grid, pictures = Path(job.output), []
+        for n in (1, 2):
+            picture = grid.with_name(f"{grid.stem}-{n}.png")
+            picture.write_bytes(f"picture {n}".encode())
+            picture.with_suffix(".txt").write_text(f"call {n}\n")
+            pictures.append(str(picture))
+        grid.write_bytes(b"grid")
+        grid.with_suffix(".txt").write_text("grid call\n")
+        paths = (str(grid), str(grid.with_suffix(".txt")))
+        folder_run.record(Done(job.job_id, paths, 3, "grid call", 0, 0, 0, tuple(pictures)))
+    assert folder_run.summary.made == [out / "output" / "dog_1.png"]
+    assert (out / "output" / "dog_1.png").read_bytes() == b"picture 2"
+    assert (out / "output" / "dog_1.txt").read_text() == "call 2\n"
+    assert sorted(p.name for p in (out / "output").iterdir()) == ["dog_1.png", "dog_1.txt"]
+    assert folder_run.summary.finished == ["a.txt"] and (folder / "a.txt.done").exists()
 
 
 def test_an_edited_task_file_starts_over(tmp_path: Path) -> None:
@@ -234,7 +288,7 @@ def test_an_edited_task_file_starts_over(tmp_path: Path) -> None:
     path = tmp_path / "a.txt"
     path.write_text(task_text("dog", each=2))
     run = TaskRun(path, "a.txt", path.read_text(), expand_task(path.read_text(), out_root=tmp_path))
-    run.fail(0, "bad_request", "no")
+    run.fail([0], "bad_request", "no")
     path.write_text(task_text("dog", each=3))
     edited = TaskRun(
         path, "a.txt", path.read_text(), expand_task(path.read_text(), out_root=tmp_path)
@@ -432,11 +486,24 @@ def test_tasks_run_exits_1_while_pictures_wait_for_a_model(
 
 @module_loop
 @pytest.mark.timeout(120)
-async def test_a_worker_crash_is_tried_again(worker: WorkerHandle, tmp_path: Path) -> None:
-    """kill -9 of the worker in the middle of an image: a fresh worker makes it."""
+@pytest.mark.parametrize(
+    ("count", "handed"),
+    [(1, ["a.txt#1", "a.txt#2", "a.txt#1~2"]), (2, ["a.txt#1-2", "a.txt#1-2~2"])],
+)
+async def test_a_worker_crash_is_tried_again(
+    worker: WorkerHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+    handed: list[str],
+) -> None:
+    """kill -9 of the worker in the middle of an image (or a batch of two): a fresh worker
+    makes it, handed out once more as NAME#N~2."""
     tasks, output = tmp_path / "tasks", tmp_path / "out" / "output"
     tasks.mkdir()
-    (tasks / "a.txt").write_text(task_text("door", iterations=12, each=2, seed=1))
+    (tasks / "a.txt").write_text(task_text("door", iterations=12, each=2, seed=1, count=count))
+    ids = handed_out(worker, monkeypatch)
+    restarts = worker.health().restarts
     run = asyncio.ensure_future(run_folder(tasks, settings_for(tmp_path), worker=worker))
     async with asyncio.timeout(60):
         while worker.health().job_id is None:
@@ -448,7 +515,7 @@ async def test_a_worker_crash_is_tried_again(worker: WorkerHandle, tmp_path: Pat
     assert made(output, "door") == ["door_1.png", "door_2.png"]
     assert sorted(seed_of(output / n) for n in made(output, "door")) == [1, 2]
     assert summary.finished == ["a.txt"] and not summary.failed
-    assert worker.health().restarts == 1
+    assert worker.health().restarts == restarts + 1 and ids == handed
 
 
 @module_loop
@@ -490,6 +557,39 @@ async def test_a_killed_run_is_finished_by_the_next(worker: WorkerHandle, tmp_pa
     assert summary.finished == ["a.txt"] and (tasks / "a.txt.done").exists()
     assert not progress_path(tasks / "a.txt").exists()
     assert not [p for p in output.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+@module_loop
+@pytest.mark.timeout(150)
+async def test_count_paints_the_repetitions_in_batches(
+    worker: WorkerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """each 5, count 4: one batch of four and one picture alone; every picture is OUT_FILE_N
+    with its own seed, and its call string (naming the batch and its index) repaints it
+    exactly; no grid or temporary file is left."""
+    tasks, output = tmp_path / "tasks", tmp_path / "out" / "output"
+    tasks.mkdir()
+    (tasks / "a.txt").write_text(task_text("door", each=5, count=4, seed=3))
+    ids = handed_out(worker, monkeypatch)
+    summary = await run_folder(tasks, settings_for(tmp_path), worker=worker)
+    assert ids == ["a.txt#1-4", "a.txt#5"]
+    names = made(output, "door")
+    assert names == [f"door_{n}.png" for n in range(1, 6)] and len(summary.made) == 5
+    assert [seed_of(output / name) for name in names] == [3, 4, 5, 6, 7]  # in order
+    assert summary.finished == ["a.txt"] and not summary.failed
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        [*names, *(n.replace(".png", ".txt") for n in names)]
+    )  # no grid, nothing hidden
+    calls = {n: (output / n).with_suffix(".txt").read_text() for n in names}
+    batched = [n for n in names if "--count 4 --index" in calls[n]]
+    assert len(batched) == 4 and sum("--count" not in call for call in calls.values()) == 1
+    picture = output / batched[1]
+    call = picture.with_suffix(".txt").read_text().strip()
+    assert "--count 4 --index" in call
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*shlex.split(call)[1:], "--device", "cpu", "-o", "again.png"]) == 0
+    with Image.open(picture) as first, Image.open(tmp_path / "again.png") as again:
+        assert again.tobytes() == first.tobytes()
 
 
 @pytest.mark.timeout(120)

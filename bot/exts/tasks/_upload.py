@@ -127,6 +127,12 @@ def prepare(
     prepared = []
     for job in jobs:
         request, notes = job.request, []
+        if request.count > 1:  # each picture is an ordinary job here, painted alone
+            request = request.replace(seed=job.seed, count=1, index=None)
+            notes.append(
+                f"The task file's count ({job.request.count}) is not used here: each picture "
+                "is a job of its own, with its own seed."
+            )
         for field in ("vqgan", "clip", "cutn"):  # the bot's, whatever a file asks
             value = engine[field]
             if getattr(request, field) != value:

@@ -51,10 +51,11 @@ def made(folder: Path, stem: str) -> list[str]:
 
 
 def seed_of(png: Path) -> int:
+    """The picture's own seed (a batch's picture: the batch's seed and its index)."""
     with Image.open(png) as image:
-        seed = Request.from_call_string(image.text["parameters"]).seed  # type: ignore[attr-defined]
-    assert seed is not None
-    return seed
+        request = Request.from_call_string(image.text["parameters"])  # type: ignore[attr-defined]
+    assert request.seed is not None
+    return request.seed + (request.index or 1) - 1
 
 
 def set_clock(monkeypatch: pytest.MonkeyPatch, start: dt.datetime) -> Callable[[dt.datetime], None]:
@@ -105,14 +106,15 @@ async def test_the_schedule_runs_the_folder_between_peoples_jobs(
 ) -> None:
     """At run_at the bot runs its task folder as `doorways tasks run` would — pictures
     OUT_FILE_N beside what is there, .done, an _ERROR.txt for a file that cannot run, the
-    samples left alone — on its own worker, one picture at a time, taking turns with a
-    person's jobs queued before it (who was never served goes first, then in turn)."""
+    samples left alone — on its own worker, one picture (or batch: `count`) at a time,
+    taking turns with a person's jobs queued before it (who was never served goes first,
+    then in turn)."""
     fake = fake_discord
     tasks, out = tmp_path / "tasks", tmp_path / "out"
     (tasks / "alice").mkdir(parents=True)
     (out / "output").mkdir(parents=True)
     (out / "output" / "door_1.png").write_bytes(b"someone else's")
-    (tasks / "a.txt").write_text(task_text("door", each=3, seed=5))
+    (tasks / "a.txt").write_text(task_text("door", each=3, seed=5, count=2))
     (tasks / "alice" / "task_b.txt").write_text(task_text("bdoor", out_folder="alice"))
     (tasks / "bad.json").write_text(task_text("x", iterations=7000))
     (tasks / "sample.txt").write_text(task_text("sample"))
@@ -147,7 +149,7 @@ async def test_the_schedule_runs_the_folder_between_peoples_jobs(
 
         people = [str(job.id) for job in await bot.store.jobs()]
         assert handed == [
-            people[0], "nightly:a.txt#1", people[1], "nightly:a.txt#2", "nightly:a.txt#3",
+            people[0], "nightly:a.txt#1-2", people[1], "nightly:a.txt#3",
             "nightly:alice/task_b.txt#1",
         ]  # fmt: skip
         assert [h.restarts for h in bot.scheduler.pool.health()] == [0]  # one worker did it all
@@ -156,7 +158,9 @@ async def test_the_schedule_runs_the_folder_between_peoples_jobs(
 
     assert made(out / "output", "door") == ["door_1.png", "door_2.png", "door_3.png", "door_4.png"]
     assert (out / "output" / "door_1.png").read_bytes() == b"someone else's"
-    assert sorted(seed_of(out / "output" / f"door_{n}.png") for n in (2, 3, 4)) == [5, 6, 7]
+    assert [seed_of(out / "output" / f"door_{n}.png") for n in (2, 3, 4)] == [5, 6, 7]
+    assert "--seed 5 --count 2 --index 2" in (out / "output" / "door_3.txt").read_text()
+    assert not [p for p in (out / "output").iterdir() if p.name.startswith(".")]
     assert made(out / "alice", "bdoor") == ["bdoor_1.png"]
     assert (out / "alice" / "bdoor_1.txt").read_text().startswith("doorways generate")
     listing = sorted(str(p.relative_to(tasks)) for p in tasks.rglob("*") if p.is_file())

@@ -23,7 +23,7 @@ from bot.bot import DoorwaysBot
 from bot.exts.tasks import _upload
 from bot.fakediscord import FakeDiscord, Message, Upload, User, point_discord_py_at
 from bot.fakediscord.interactions import CallbackType, Interaction
-from bot.quota import Limits
+from bot.quota import Limits, Policy
 from bot.store import Job, NewJob
 from engine.prompts import Prompt
 from engine.request import Request
@@ -313,6 +313,22 @@ async def test_a_banned_person_cannot_run_a_task_file(world: World) -> None:
     await rules.ban(world.bot.store, world.fake.guild.id, person.id, by=1)
     text = await refused(world, person, task_file())
     assert "stopped you from painting here" in text
+
+
+def test_a_task_files_count_gives_pictures_painted_alone(tmp_path: Path) -> None:
+    """A file's `count` batches a task folder's repetitions; uploaded, each picture is its
+    own job at its own seed (one picture a job is what the queue, quota and posts expect),
+    and the note says so."""
+    text = json.dumps({"text": ["a door"], "out_file": ["door"], "each": 3, "count": 2,
+                       "seed": 10, "resolution": [64, 64]})  # fmt: skip
+    settings = tiny_settings(tmp_path)
+    limits = Policy(settings).limits_for([])
+    prepared = _upload.prepare("a.txt", text, settings, limits, tmp_path)
+    assert [(p.request.seed, p.request.count, p.request.index) for p in prepared] == [
+        (10, 1, None), (11, 1, None), (12, 1, None)
+    ]  # fmt: skip
+    note = "The task file's count (2) is not used here: each picture is a job of its own"
+    assert any(n.startswith(note) for n in prepared[1].notes), prepared[1].notes
 
 
 def test_limits_map_the_bots_caps() -> None:
