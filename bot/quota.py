@@ -48,15 +48,22 @@ class Limits:
     max_area: int | None
     max_prompt_length: int | None
     max_count: int = MAX_COUNT  # pictures per command (limits.max_count; not per role)
+    # What the GPU's memory holds: the largest picture of a batch of 1, 2, …, MAX_COUNT
+    # (engine.memory: the weights once, each picture's activations). Empty when a configured
+    # size cap stands instead of the memory's.
+    memory_areas: tuple[int, ...] = ()
 
     @property
     def max_size_text(self) -> str:
         return "no limit" if self.max_area is None else f"{self.max_area:,} pixels"
 
     def area_each(self, count: int) -> int | None:
-        """The size cap of each picture of a batch of `count`: the batch shares max_area
-        (a GPU holds the weights once, so this is on the safe side of its memory)."""
-        return None if self.max_area is None else self.max_area // count
+        """The size cap of each picture of a batch of `count`: the batch shares max_area,
+        and each picture fits beside the others in the GPU's memory."""
+        if self.max_area is None:
+            return None
+        shared = self.max_area // count
+        return min(shared, self.memory_areas[count - 1]) if self.memory_areas else shared
 
 
 UNLIMITED = Limits(None, None, HARD_MAX_ITERATIONS, None, None)
@@ -80,16 +87,27 @@ class Policy:
         """The size cap in pixels: configured, or what the worker's GPU memory allows."""
         if self.settings.max_area is not None:
             return self.settings.max_area
-        fits = memory.largest_area(self.device_memory(), self.settings.cutn)
-        return max(fits, MIN_SIDE**2)  # a small card still paints small pictures; OOM says so
+        return self.memory_areas()[0]
+
+    def memory_areas(self) -> tuple[int, ...]:
+        """The largest picture of a batch of 1, 2, …, MAX_COUNT that the worker's GPU memory
+        holds (on a CPU: a 450×300 picture's wait, shared by the batch)."""
+        device_memory, cutn = self.device_memory(), self.settings.cutn
+        # A small card still paints small pictures; an out-of-memory failure says so.
+        return tuple(
+            max(memory.largest_area(device_memory, cutn, count), MIN_SIDE**2)
+            for count in range(1, MAX_COUNT + 1)
+        )
 
     @property
     def base(self) -> Limits:
         """Everyone's limits before role overrides."""
         s = self.settings
+        areas = self.memory_areas() if s.max_area is None else ()
+        area = s.max_area if s.max_area is not None else areas[0]
         return Limits(
-            s.daily_images, s.max_pending, s.max_iterations, self.max_area, s.max_prompt_length,
-            s.max_count,
+            s.daily_images, s.max_pending, s.max_iterations, area, s.max_prompt_length,
+            s.max_count, areas,
         )  # fmt: skip
 
     def limits_for(self, roles: Iterable[tuple[int, str]] = ()) -> Limits:
@@ -108,13 +126,16 @@ class Policy:
                 continue
             size = override.max_size
             area = None if size is None else size[0] * size[1]
+            most = _most(limits.max_area, area)
             limits = Limits(
                 _most(limits.daily_images, override.daily_images),
                 _most(limits.max_pending, override.max_pending),
                 max(limits.max_iterations, override.max_iterations or 0),
-                _most(limits.max_area, area),
+                most,
                 _most(limits.max_prompt_length, override.max_prompt_length),
                 limits.max_count,
+                # A role's larger max_size is the admin's word over the memory estimate.
+                limits.memory_areas if most == limits.max_area else (),
             )
         return limits
 

@@ -251,8 +251,7 @@ class Scheduler:
         current = self._running.get(job.id)
         if current is not None and current.progress is not None:
             return current.progress.eta_s
-        pictures = job.request.count  # a batch takes about as long as its pictures one by one
-        return job.iterations * pictures * self.speed.per_iteration(job.width, job.height)
+        return job.iterations * self.speed.per_iteration(job.width, job.height, job.request.count)
 
     async def _measure(self) -> None:
         """Take the speeds at each size from the jobs painted lately (for estimates)."""

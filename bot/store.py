@@ -201,18 +201,17 @@ class Store:
             return await place_in_line(self.db, job_id)
 
     async def timings(self, recent: int = 50) -> list[Timing]:
-        """Size, painting seconds (loading left out) and iterations of the last `recent`
-        finished jobs, for wait estimates at each size; a batch's iteration counts once for
-        each of its pictures (`count`), so the speeds are per picture."""
+        """Size, painting seconds (loading left out), iterations and pictures (`count`) of
+        the last `recent` finished jobs, for wait estimates at each size and batch."""
         async with self.lock:
             cursor = await self.db.execute(
-                "SELECT width * height, total_s - COALESCE(load_s, 0),"
-                " iterations * COALESCE(json_extract(request_json, '$.count'), 1) FROM jobs"
+                "SELECT width * height, total_s - COALESCE(load_s, 0), iterations,"
+                " COALESCE(json_extract(request_json, '$.count'), 1) FROM jobs"
                 " WHERE status = 'done' AND total_s IS NOT NULL ORDER BY id DESC LIMIT ?",
                 (recent,),
             )
             rows = await cursor.fetchall()
-        return [Timing(int(area), float(seconds), int(n)) for area, seconds, n in rows]
+        return [Timing(int(a), float(s), int(n), int(count)) for a, s, n, count in rows]
 
     async def undelivered(self) -> list[Job]:
         """Finished jobs whose outcome was not posted yet (the bot stopped in between)."""

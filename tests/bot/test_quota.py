@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,8 @@ def test_roles_loosen_limits_and_unlimited_lifts_them() -> None:
         },
     )
     policy = Policy(settings)
-    assert policy.limits_for([]) == Limits(25, 3, 1000, 135_000, 350)
+    cpu = tuple(135_000 // count for count in range(1, 5))  # a CPU: the wait, shared
+    assert policy.limits_for([]) == Limits(25, 3, 1000, 135_000, 350, memory_areas=cpu)
     assert policy.limits_for([(9, "Patron")]) == Limits(100, 3, 1000, 307_200, 350)
     both = policy.limits_for([(9, "Patron"), (123, "x")])
     assert both == Limits(100, 3, 3000, 307_200, 350)  # a stricter role never tightens
@@ -148,6 +150,35 @@ def test_size_cap_follows_the_workers_gpu_unless_configured() -> None:
     assert policy.base.max_area == 64 * 64
     fixed = Policy(Settings(max_size=(640, 480)), lambda: 24 * 2**30)
     assert fixed.base.max_area == 640 * 480
+
+
+def test_a_batchs_size_cap_is_what_the_gpu_holds_for_the_batch() -> None:
+    """On a GPU the cap of each picture of a batch of N is what fits beside N − 1 others
+    (the weights once, every picture's activations and cutouts), which is less than a
+    single picture's cap over N; a configured size, or a role's larger one, is shared by
+    the batch instead; a channel's smaller cap still holds."""
+    gpu = 8 * 2**30
+    policy = Policy(Settings(cutn=32, role_limits={"Big": RoleLimits(max_size=(4096, 4096))}),
+                    lambda: gpu)  # fmt: skip
+    limits = policy.limits_for([])
+    for count in (1, 2, 4):
+        each = limits.area_each(count)
+        assert each == memory.largest_area(gpu, 32, count)
+        assert memory.peak_bytes(each, 32, count) <= gpu
+        assert memory.peak_bytes(each + 64**2, 32, count) > gpu  # the most that fits
+    assert limits.area_each(4) < limits.max_area // 4  # the cutouts' memory is per picture
+    request = Request(prompts=(Prompt("a door"),), size=(1024, 768), count=4)
+    fitted, notes = fit_request(request, limits)
+    assert memory.peak_bytes(fitted.size[0] * fitted.size[1], 32, 4) <= gpu
+    assert "shared by 4 pictures" in notes[0]
+
+    big = policy.limits_for([(5, "Big")])  # the admin's word over the estimate
+    assert big.memory_areas == () and big.area_each(4) == 4096 * 4096 // 4
+    channel = replace(limits, max_area=200_000)  # bot.rules: a channel's smaller cap
+    assert channel.area_each(1) == 200_000 and channel.area_each(4) == limits.area_each(4)
+    assert Policy(Settings(max_size=(640, 480)), lambda: gpu).base.memory_areas == ()
+    cpu = Policy(Settings(cutn=32)).limits_for([])
+    assert cpu.area_each(2) == 450 * 300 // 2  # on a CPU: a 450×300 picture's wait, shared
 
 
 def test_channel_allow_list() -> None:

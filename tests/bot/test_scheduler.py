@@ -14,7 +14,7 @@ import pytest
 
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
 from bot.scheduler import Scheduler
-from bot.speed import Speed
+from bot.speed import Speed, Timing
 from bot.store import Job, NewJob, Store
 from engine import worker as engine_worker
 from engine.prompts import Prompt
@@ -110,8 +110,9 @@ class Reporter:
         return await asyncio.wait_for(self.delivered.get(), 5.0)
 
 
-def new_job(owner: int, iterations: int = 10) -> NewJob:
-    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=iterations, seed=1)
+def new_job(owner: int, iterations: int = 10, count: int = 1) -> NewJob:
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=iterations, seed=1,
+                      count=count)  # fmt: skip
     return NewJob("imagine", owner, 1, 2, request)
 
 
@@ -344,6 +345,12 @@ async def test_estimate_uses_progress_and_history(
     waiting = await store.waiting(second.id)
     assert waiting is not None and waiting.position == 2
     assert scheduler.estimate(second, waiting) == pytest.approx(25.0 + 20 * 0.5)
+    grid = await store.add(new_job(owner=3, iterations=20, count=4))
+    waiting = await store.waiting(grid.id)
+    assert waiting is not None  # before it: the rest of the first job, then the second
+    assert scheduler.estimate(grid, waiting) == pytest.approx(25.0 + 20 * 0.5 + 20 * 4 * 0.5)
+    scheduler.speed = Speed(0.5, [Timing(64 * 64, 4.0, 20, count=4)])  # a batch was timed
+    assert scheduler.estimate(grid, waiting) == pytest.approx(25.0 + 20 * 0.05 + 20 * 0.2)
 
 
 def folder_run(tmp_path: Path, count: int) -> FolderRun:

@@ -25,3 +25,17 @@ def test_the_rate_at_each_size_is_measured() -> None:
     assert speed.per_iteration(256, 128) == pytest.approx(1.0)  # twice 128×128
     assert speed.per_iteration(64, 32) == pytest.approx(0.05)  # half 64×64
     assert Speed(0.3).per_iteration(448, 304) == 0.3
+
+
+def test_a_batch_has_its_own_rate() -> None:
+    """A batch of 4 at 64×64 took 0.2 s an iteration, one picture 0.1 s: a batch of 4 is
+    estimated at its own rate (not four pictures' 0.4 s), scaled by the area at another
+    size and by the pictures for another count near it; with no timings, the default for
+    each picture."""
+    speed = Speed(0.3, [Timing(64 * 64, 1.0, 10), Timing(64 * 64, 4.0, 20, count=4)])
+    assert speed.per_iteration(64, 64) == pytest.approx(0.1)
+    assert speed.per_iteration(64, 64, 4) == pytest.approx(0.2)
+    assert speed.per_iteration(128, 128, 4) == pytest.approx(0.8)  # four times the area
+    assert speed.per_iteration(64, 64, 3) == pytest.approx(0.15)  # nearest: the batch of 4
+    assert speed.per_iteration(128, 128) == pytest.approx(0.4)
+    assert Speed(0.3).per_iteration(448, 304, 4) == pytest.approx(1.2)

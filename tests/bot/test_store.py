@@ -143,11 +143,18 @@ async def test_claim_finish_and_deliver(store: Store) -> None:
     again = await store.get(job.id)
     assert again is not None and again.result_message_id == 555
     [timing] = await store.timings()  # painting took 11 - 1 s (loading left out)
-    assert (timing.area, timing.seconds, timing.iterations) == (
+    assert (timing.area, timing.seconds, timing.iterations, timing.count) == (
         job.width * job.height,
         pytest.approx(10.0),
         job.iterations,
+        1,
     )
+    batch = await store.add(NewJob("imagine", 1, 1, 2, request(10).replace(count=3)))
+    await store.claim_next()
+    await store.finish(batch.id, output_path="/g.png", seed=5, call_string="doorways generate x",
+                       load_s=0.0, first_step_s=0.5, total_s=6.0)  # fmt: skip
+    newest, _ = await store.timings()
+    assert (newest.seconds, newest.iterations, newest.count) == (pytest.approx(6.0), 10, 3)
 
 
 async def test_delivery_records_where_the_outcome_went(store: Store) -> None:
