@@ -10,7 +10,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -35,22 +35,26 @@ def bench(request: Request, warmup: int) -> dict[str, Any]:
     device = models.resolve_device(request.device)
     started = time.perf_counter()
     vqgan = models.load_vqgan(request.vqgan, device)
-    clip = models.load_clip(request.clip, device)
+    clips = models.load_clips(request.clips, device)
     load_seconds = time.perf_counter() - started
-    result = {**measure(request, vqgan, clip, warmup), "load_s": round(load_seconds, 2)}
+    result = {**measure(request, vqgan, clips, warmup), "load_s": round(load_seconds, 2)}
     if request.count > 1:
-        result.update(batch_against_separate(request, result["s_per_it_min"], vqgan, clip, warmup))
+        result.update(batch_against_separate(request, result["s_per_it_min"], vqgan, clips, warmup))
     return result
 
 
 def batch_against_separate(
-    request: Request, batch_s_per_it: float, vqgan: models.VQGAN, clip: models.CLIP, warmup: int
+    request: Request,
+    batch_s_per_it: float,
+    vqgan: models.VQGAN,
+    clips: Sequence[models.CLIP],
+    warmup: int,
 ) -> dict[str, Any]:
     """Seconds per picture and iteration: the batch of request.count against one picture at a
     time (N separate runs take N times one run's), and how much faster the batch is. Both
     are the fastest iteration: a busy machine only ever adds time, so the minimum is what
     compares fairly there."""
-    single = measure(request.replace(count=1), vqgan, clip, warmup)["s_per_it_min"]
+    single = measure(request.replace(count=1), vqgan, clips, warmup)["s_per_it_min"]
     per_picture = batch_s_per_it / request.count
     return {
         "s_per_image_it_batch": round(per_picture, 4),
@@ -60,7 +64,7 @@ def batch_against_separate(
 
 
 def measure(
-    request: Request, vqgan: models.VQGAN, clip: models.CLIP, warmup: int
+    request: Request, vqgan: models.VQGAN, clips: Sequence[models.CLIP], warmup: int
 ) -> dict[str, Any]:
     """Run `request` on loaded models; seconds per iteration and peak memory of this run."""
     device = vqgan.codebook.device
@@ -75,7 +79,7 @@ def measure(
     warmup_peak = None
     sync()
     last = time.perf_counter()
-    for event in generate(request, vqgan, clip):
+    for event in generate(request, vqgan, clips):
         if isinstance(event, Finished):
             break
         sync()  # per-iteration timing needs the device to finish; the loop itself never waits

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine import __version__
+from engine.clips import EXAMPLE
 from engine.entrance import (
     DEFAULT_STYLE,
     DOOR_WORDS,
@@ -103,7 +104,10 @@ def build_parser() -> RequestParser:
         "random:NAME (full-size architecture, random weights: no download needed).",
     )  # fmt: skip
     bench.add_argument("--vqgan", default="random:vqgan_imagenet_f16_16384", metavar="NAME")
-    bench.add_argument("--clip", default="random:ViT-B/32", metavar="NAME")
+    bench.add_argument(
+        "--clip", default="random:ViT-B/32", metavar="MODELS",
+        help=f"CLIP, or several as {EXAMPLE} (as generate's --clip)",
+    )  # fmt: skip
     bench.add_argument("--size", nargs=2, type=int, default=[448, 304], metavar=("W", "H"))
     bench.add_argument("--cutn", type=int, default=32, metavar="N")
     bench.add_argument("--iterations", type=int, default=5, metavar="N", help="timed iterations")
@@ -336,15 +340,15 @@ def _generate(request: Request) -> int:
     device = models.resolve_device(request.device)
     _warn_if_gpu_unused(request.device)
     vqgan = models.load_vqgan(request.vqgan, device)
-    clip = models.load_clip(request.clip, device)
-    if "tiny" in (request.vqgan, request.clip):
+    clips = models.load_clips(request.clips, device)
+    if "tiny" in (request.vqgan, *(spec.name for spec in request.clips)):
         print(TINY_NOTE.format(doorways=doorways_command()), file=sys.stderr)
     if request.compile != "off":
         print(COMPILE_NOTE, file=sys.stderr)
     previews = _Previews(output.with_name(f"{output.stem}.preview.png"))
     bar = tqdm(total=request.iterations, unit="it", file=sys.stderr, dynamic_ncols=True)
     with bar:
-        for event in generate(request, vqgan, clip):
+        for event in generate(request, vqgan, clips):
             if isinstance(event, Finished):
                 result = event
                 break

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.clips import parse_clips
+
 TARGET_S_PER_IT = 0.010  # at 448×304, 32 cutouts, bf16, on an H100 or H200
 
 
@@ -109,7 +111,8 @@ def loaded_models(setup: Setup) -> tuple[Any, Any]:
     from engine import models
 
     device = torch.device(setup.device)
-    return models.load_vqgan(setup.vqgan, device), models.load_clip(setup.clip, device)
+    clips = models.load_clips(parse_clips(setup.clip), device)
+    return models.load_vqgan(setup.vqgan, device), clips
 
 
 def request_for(setup: Setup, size: tuple[int, int, int], iterations: int, **changes: Any) -> Any:

@@ -189,18 +189,45 @@ def _autocast(precision: str, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
 
 
-def _networks(
-    request: Request, vqgan: VQGAN, clip: CLIP
-) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
-    """The decoder and CLIP's image encoder, compiled if the request asks.
+def _compiled(request: Request, network: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """The decoder or a CLIP's image encoder, compiled if the request asks.
 
     torch.compile caches what it builds per function and input shape, so a resident worker
     compiles once per picture size, not once per picture.
     """
     if request.compile == "off":
-        return vqgan.decode, clip.encode_image
-    compile = functools.partial(torch.compile, mode=request.compile)
-    return compile(vqgan.decode), compile(clip.encode_image)
+        return network
+    return torch.compile(network, mode=request.compile)
+
+
+@dataclass(frozen=True)
+class _Guide:
+    """One CLIP model as the loop uses it: its targets, its image encoder and its weight."""
+
+    clip: CLIP
+    weight: float
+    targets: _Targets
+    encode_image: Callable[[Tensor], Tensor]  # clip.encode_image, compiled if asked
+
+
+def _guides(request: Request, clips: Sequence[CLIP], device: torch.device) -> list[_Guide]:
+    """Each CLIP paired with its weight from the request's list, in order, with the prompts
+    encoded by its own towers."""
+    specs = request.clips
+    if len(clips) != len(specs):
+        raise ValueError(
+            f"the request names {len(specs)} CLIP model(s), {request.clip}, "
+            f"but {len(clips)} were loaded"
+        )
+    return [
+        _Guide(
+            clip,
+            spec.weight,
+            _targets(request, clip, device),
+            _compiled(request, clip.encode_image),
+        )
+        for clip, spec in zip(clips, specs, strict=True)
+    ]
 
 
 def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
@@ -212,9 +239,13 @@ def _optimizer(request: Request, z: Tensor) -> torch.optim.Optimizer:
 
 
 def generate(
-    request: Request, vqgan: VQGAN, clip: CLIP
+    request: Request, vqgan: VQGAN, clips: CLIP | Sequence[CLIP]
 ) -> Generator[Progress | Finished, None, None]:
     """Run the request on loaded models; yields Progress per step and then Finished.
+
+    `clips` are the models of `request.clips`, loaded in the same order (one CLIP for a
+    request that names one). Each cuts and embeds its own cutouts at its own input size,
+    and its loss terms count with its weight.
 
     A batch of --count pictures is one latent (B, C, h, w) through the decoder and CLIP in
     one pass; each picture draws its cutouts and augmentations from its own generator
@@ -228,54 +259,38 @@ def generate(
         torch.Generator(device).manual_seed(request.seed + i) for i in range(request.count)
     ]
     tokens_x, tokens_y = latent_size(request, vqgan.factor)
-    width, height = tokens_x * vqgan.factor, tokens_y * vqgan.factor
 
-    targets = _targets(request, clip, device)
+    guides = _guides(request, [clips] if isinstance(clips, CLIP) else clips, device)
     z = initial_latent(request, vqgan, generators, (tokens_x, tokens_y))
     z_init = z.detach().clone() if request.init_weight > 0 else None
     z_min, z_max = vqgan.codebook.min(0).values, vqgan.codebook.max(0).values
     z.requires_grad_(True)
     optimizer = _optimizer(request, z)
-    min_cut = min(clip.input_size, width, height) // 4
 
     if device.type == "cuda":  # the shapes stay fixed for the whole run: worth timing kernels
         torch.backends.cudnn.benchmark = True
     autocast = _autocast(resolve_precision(request.precision, device), device)
-    decode, encode_image = _networks(request, vqgan, clip)
+    decode = _compiled(request, vqgan.decode)
     with deterministic.kernels(request.kernels):
         for iteration in range(1, request.iterations + 1):
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 decoded = decode(quantize(z, vqgan.codebook)).float()
             image = _ClampWithGrad.apply(decoded, 0.0, 1.0)  # (B, 3, H, W)
-            cuts = [
-                sample_cutouts(
-                    width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
-                )
-                for generator in generators
-            ]
-            augs = [
-                sample_augmentations(cut, request.augments, clip.input_size, generator)
-                for cut, generator in zip(cuts, generators, strict=True)
-            ]
             canvases = _each(image, 1)
-            rendered = [
-                render_cutouts(canvas, cut, aug, clip.input_size)
-                for canvas, cut, aug in zip(canvases, cuts, augs, strict=True)
-            ]
-            with autocast:  # (B·K, 3, S, S): every picture's cutouts in one pass
-                embeds = encode_image(rendered[0] if len(rendered) == 1 else torch.cat(rendered))
+            seen = [_look(request, guide, canvases, generators, autocast) for guide in guides]
             latents = (
                 [None] * len(canvases)
                 if z_init is None
                 else list(zip(_each(z, 1), _each(z_init, 1), strict=True))
             )
             per_picture = [
-                _picture_losses(request, targets, cut, embed, canvas, latent)
-                for cut, embed, canvas, latent in zip(
-                    cuts, _each(embeds.float(), request.cutn), canvases, latents, strict=True
+                _picture_losses(
+                    request, [(guide, views[i]) for guide, views in zip(guides, seen, strict=True)],
+                    canvas, latent,
                 )
-            ]
+                for i, (canvas, latent) in enumerate(zip(canvases, latents, strict=True))
+            ]  # fmt: skip
             terms = {name: _sum([t[name] for t in per_picture]) for name in per_picture[0]}
             total = _sum(list(terms.values()))
             total.backward()
@@ -303,16 +318,69 @@ def generate(
     yield Finished(grid(pictures), request, seconds, pictures, request.pictures())
 
 
+def _look(
+    request: Request,
+    guide: _Guide,
+    canvases: Sequence[Tensor],
+    generators: Sequence[torch.Generator],
+    autocast: torch.autocast,
+) -> list[tuple[Cutouts, Tensor]]:
+    """One CLIP's view of each picture: its own cutouts, drawn from the picture's generator,
+    rendered at its input size and embedded in one pass; (cutouts, (K, D) embeddings) each."""
+    _, _, height, width = canvases[0].shape
+    size = guide.clip.input_size
+    min_cut = min(size, width, height) // 4
+    cuts = [
+        sample_cutouts(
+            width, height, request.cutn, request.cut_pow, min_cut, request.mirror, generator
+        )
+        for generator in generators
+    ]
+    augs = [
+        sample_augmentations(cut, request.augments, size, generator)
+        for cut, generator in zip(cuts, generators, strict=True)
+    ]
+    rendered = [
+        render_cutouts(canvas, cut, aug, size)
+        for canvas, cut, aug in zip(canvases, cuts, augs, strict=True)
+    ]
+    with autocast:  # (B·K, 3, S, S): every picture's cutouts in one pass
+        embeds = guide.encode_image(rendered[0] if len(rendered) == 1 else torch.cat(rendered))
+    return list(zip(cuts, _each(embeds.float(), request.cutn), strict=True))
+
+
 def _picture_losses(
     request: Request,
-    targets: _Targets,
-    cuts: Cutouts,
-    embeds: Tensor,
+    views: Sequence[tuple[_Guide, tuple[Cutouts, Tensor]]],
     image: Tensor,
     latents: tuple[Tensor, Tensor] | None,
 ) -> dict[str, Tensor]:
-    """One picture's loss terms: its (K, D) cutout embeddings, its (1, 3, H, W) canvas and,
-    with an init weight, its latent and the latent it started from."""
+    """One picture's loss terms: each CLIP's, from its cutouts and their (K, D) embeddings,
+    added with its weight; then those of its (1, 3, H, W) canvas and, with an init weight,
+    of its latent and the latent it started from."""
+    per_clip = [
+        {name: guide.weight * value for name, value in _clip_losses(request, guide, *view).items()}
+        for guide, view in views
+    ]
+    terms = {name: _sum([t[name] for t in per_clip]) for name in per_clip[0]}
+    if request.tone_weight > 0:
+        terms["tone"] = request.tone_weight * losses.tone_symmetry_loss(
+            image, request.symmetry_blur
+        )
+    if request.sobel_weight > 0:
+        sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
+        terms["sobel"] = request.sobel_weight * sobel
+    if latents is not None:
+        z, z_init = latents
+        terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
+    return terms
+
+
+def _clip_losses(
+    request: Request, guide: _Guide, cuts: Cutouts, embeds: Tensor
+) -> dict[str, Tensor]:
+    """One CLIP's terms for one picture: the prompt loss and semantic symmetry."""
+    targets = guide.targets
     placement = _placement(targets, cuts.centres_x, request.panorama)
     cut_weights = losses.size_weights(cuts.relative_sizes, request.size_emphasis)
     terms = {
@@ -324,16 +392,6 @@ def _picture_losses(
         mixed = losses.mixed_targets(targets.embeds, targets.weights, placement)
         semantic = losses.semantic_symmetry_loss(embeds, mixed, cuts.pairs)
         terms["semantic"] = request.semantic_weight * semantic
-    if request.tone_weight > 0:
-        terms["tone"] = request.tone_weight * losses.tone_symmetry_loss(
-            image, request.symmetry_blur
-        )
-    if request.sobel_weight > 0:
-        sobel = losses.sobel_symmetry_loss(image, request.symmetry_blur)
-        terms["sobel"] = request.sobel_weight * sobel
-    if latents is not None:
-        z, z_init = latents
-        terms["init"] = request.init_weight * (z - z_init).pow(2).mean()
     return terms
 
 

@@ -21,7 +21,7 @@ import os
 import pickle
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from torch import Tensor
 
 from engine import _clip_compat
 from engine._taming_compat import ensure_taming_importable, use_fused_swish
+from engine.clips import ClipSpec
 from engine.registry import (
     ModelError,
     entry_of_kind,
@@ -392,19 +393,34 @@ def load_clip(name_or_path: str, device: torch.device) -> CLIP:
     return _clip_adapter(_read_clip(path), name_or_path, device)
 
 
+def load_clips(specs: Iterable[ClipSpec], device: torch.device) -> tuple[CLIP, ...]:
+    """Load each CLIP of a list (a Request's `clips`), in its order, onto `device`."""
+    return tuple(load_clip(spec.name, device) for spec in specs)
+
+
 def ensure_tiny_clip() -> Path:
     """Write model_dir()/tiny/clip_tiny.pt, a traced TorchScript archive, if absent."""
     path = model_dir() / "tiny" / "clip_tiny.pt"
-    if path.is_file():
-        return path
+    if not path.is_file():
+        write_tiny_clip(path)
+    return path
+
+
+def write_tiny_clip(path: Path, image_resolution: int = 224) -> Path:
+    """Save the tiny CLIP, at another input size if asked, as OpenAI's TorchScript format.
+
+    Another size gives a second tiny model with its own input resolution (tests of several
+    CLIP models at once); it is read back as a path, through the same loader.
+    """
     with _quiet():
         with _seeded():
-            model = build_clip(TINY_CLIP).eval()
+            model = build_clip({**TINY_CLIP, "image_resolution": image_resolution}).eval()
         # OpenAI ships fp16 weights and build_model() casts to fp16 on load: round now so
         # that the file reads back exactly.
         _clip_compat.model_module().convert_weights(model)
         model.float()
-        example = (torch.zeros(1, 3, 224, 224), _clip_compat.tokenize(["a doorway"], 77))
+        image = torch.zeros(1, 3, image_resolution, image_resolution)
+        example = (image, _clip_compat.tokenize(["a doorway"], 77))
         traced = torch.jit.trace(model, example, check_trace=False)
         _write_atomic(path, lambda buf: torch.jit.save(traced, buf))
     return path

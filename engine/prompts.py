@@ -9,11 +9,10 @@ import math
 import re
 from dataclasses import dataclass
 
+# A weight as it is typed: 2, -1, 0.5, .5, 1e-3 (never nan or inf).
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # The weight is the last `:NUMBER` of a part. The text before it is kept verbatim (stripped).
-_WEIGHT = re.compile(
-    r"^(?P<text>.*?)\s*:\s*(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$",
-    re.DOTALL,
-)
+_WEIGHT = re.compile(rf"^(?P<text>.*?)\s*:\s*(?P<weight>{NUMBER})\s*$", re.DOTALL)
 _WHOLE = re.compile(r"\d+")
 
 

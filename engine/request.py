@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.clips import EXAMPLE, ClipSpec, parse_clips, render_clips
 from engine.prompts import Prompt, parse_prompts, render_prompts
 
 DEFAULT_VQGAN = "vqgan_imagenet_f16_16384"
@@ -188,10 +189,13 @@ class Request:
             "--vqgan", "VQGAN: registry name, tiny, random:NAME or a path", metavar="NAME"
         ),
     )
-    clip: str = field(
+    clip: str = field(  # the list's text; `clips` reads it
         default=DEFAULT_CLIP,
         metadata=_option(
-            "--clip", "CLIP: registry name, tiny, random:NAME or a path", metavar="NAME"
+            "--clip",
+            "CLIP: registry name, tiny, random:NAME or a path; several guide together as "
+            f"a comma-separated list with a weight each ({EXAMPLE})",
+            metavar="MODELS",
         ),
     )
     device: str = field(
@@ -248,6 +252,13 @@ class Request:
 
     def __post_init__(self) -> None:
         _validate(self)
+        # One spelling of each CLIP list (` a, b:1.0` is `a,b`): equal lists, equal requests.
+        object.__setattr__(self, "clip", render_clips(self.clips))
+
+    @property
+    def clips(self) -> tuple[ClipSpec, ...]:
+        """The CLIP models that guide the painting, each with its weight."""
+        return parse_clips(self.clip)
 
     # Spellings ---------------------------------------------------------------
 
@@ -338,7 +349,8 @@ class Request:
         for path in [self.init_image, *(p.text for p in self.image_prompts)]:
             if path is not None and (note := read_image(path).note):
                 notes.append(note)
-        for kind, name in (("vqgan", self.vqgan), ("clip", self.clip)):
+        models = [("vqgan", self.vqgan), *(("clip", spec.name) for spec in self.clips)]
+        for kind, name in models:
             if not registry.is_known_model(kind, name):
                 choices = ", ".join(
                     registry.vqgan_names() if kind == "vqgan" else registry.clip_names()
@@ -449,8 +461,11 @@ def _validate(r: Request) -> None:
     _check_range("size emphasis", r.size_emphasis, -4.0, 4.0, float)
     if r.semantic_weight > 0 and r.mirror == 0:
         raise ValueError("semantic symmetry compares mirrored pairs: set --mirror above 0")
-    if not r.vqgan or not r.clip:
+    if not r.vqgan:
         raise ValueError("model names must not be empty")
+    if not isinstance(r.clip, str):
+        raise ValueError(f"clip must be text such as {EXAMPLE!r}, not {r.clip!r}")
+    parse_clips(r.clip)
     _check_device(r.device)
     _check_choice("precision", r.precision, PRECISIONS)
     _check_choice("compile mode", r.compile, COMPILE_MODES)

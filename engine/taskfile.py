@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.clips import model_names
 from engine.entrance import ENTRANCE_DEFAULTS, entrance_prompts, find_preset, realm_target
 from engine.entrance import split_realms as split_entrance_realms
 from engine.prompts import Prompt, parse_prompts, render_prompts
@@ -138,6 +139,23 @@ def _registry_models() -> dict[str, str]:
     """Registry model name → kind, read from engine/data/models.json (without importing torch)."""
     models = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))["models"]
     return {name: entry["kind"] for name, entry in models.items()}
+
+
+def _model_problem(kind: str, value: str) -> str | None:
+    """Why a task file's vqgan or clip (a list: `ViT-B/32,ViT-B/16:0.5`) is not for this
+    server, or None: task files name registry models or tiny, never files."""
+    try:
+        names = model_names(value) if kind == "clip" else (value,)
+    except ValueError as error:
+        return f"clip: {error}"
+    for name in names:
+        if name != "tiny" and _registry_models().get(name) != kind:
+            known = [n for n, k in _registry_models().items() if k == kind]
+            return (
+                f"{kind}: {name!r} is not a {kind.upper()} model of this server; task files "
+                f"name registry models ({', '.join(known)}) or tiny"
+            )
+    return None
 
 
 # Parsing ----------------------------------------------------------------------------------
@@ -507,12 +525,8 @@ def _request_options(
             value = values.one(key, kind)
             if value is None:
                 continue
-        if key in ("vqgan", "clip") and value != "tiny" and _registry_models().get(value) != key:
-            known = [n for n, kind in _registry_models().items() if kind == key]
-            problems.append(
-                f"{key}: {value!r} is not a {key.upper()} model of this server; task files name "
-                f"registry models ({', '.join(known)}) or tiny"
-            )
+        if key in ("vqgan", "clip") and (problem := _model_problem(key, value)):
+            problems.append(problem)
             continue
         if key in _IMAGE_FIELDS:
             value = _image_paths(key, value, images_root, problems)

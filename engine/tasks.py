@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.clips import EXAMPLE, parse_clips
 from engine.config import load_config, parse_hhmm
 from engine.request import COMPILE_MODES, DEFAULT_CLIP, DEFAULT_VQGAN, KERNELS, PRECISIONS
 from engine.taskfile import (
@@ -808,8 +809,9 @@ def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"VQGAN for task files that name none (default: {DEFAULT_VQGAN})",
         )  # fmt: skip
         sub.add_argument(
-            "--clip", default=DEFAULT_CLIP, metavar="NAME",
-            help=f"CLIP for task files that name none (default: {DEFAULT_CLIP})",
+            "--clip", default=DEFAULT_CLIP, metavar="MODELS",
+            help=f"CLIP, or several as {EXAMPLE}, for task files that name none "
+            f"(default: {DEFAULT_CLIP})",
         )  # fmt: skip
         sub.add_argument(
             "--precision", default="auto", choices=PRECISIONS,
@@ -847,6 +849,7 @@ def main(args: argparse.Namespace) -> int:
             level=logging.INFO, stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )  # fmt: skip
+    parse_clips(args.clip)  # a bad list is one clear error now, not a failure per task
     settings = RunSettings(
         out_root=args.out_root or config.output_root,
         limits=config.limits,

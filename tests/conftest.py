@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from engine.models import CLIP, VQGAN, load_clip, load_vqgan
+from engine.models import CLIP, VQGAN, load_clip, load_vqgan, write_tiny_clip
 
 
 class NetworkBlocked(ConnectionRefusedError):
@@ -72,3 +73,10 @@ def tiny_vqgan(_isolated_session: None) -> VQGAN:
 def tiny_clip(_isolated_session: None) -> CLIP:
     """The tiny CLIP adapter on CPU, built once per session."""
     return load_clip("tiny", torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def small_clip_path(_isolated_session: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny CLIP with another input size (128, tiny's is 224), saved as a real
+    TorchScript file: a CLIP named by its path, for several models at once."""
+    return write_tiny_clip(tmp_path_factory.mktemp("clips") / "clip_tiny_128.pt", 128)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.clips import model_names
 from engine.request import Request
 from engine.timelapse import Timelapse
 from engine.worker.jobs import Cancelled, Failed, Job, Painted, Progress, Started
@@ -95,49 +96,56 @@ def oom_message(request: Request, device: str) -> str:
 
 
 class ModelCache:
-    """The last-used VQGAN and CLIP, keyed by (name, device); another name replaces one."""
+    """The last-used VQGAN and CLIP list, keyed by their names; another name replaces one.
+
+    A CLIP list (`ViT-B/32,ViT-B/16:0.5`) keeps all its models resident; changing the list
+    keeps the models the new one shares with the old and loads only the others.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.vqgan: tuple[tuple[str, str], VQGAN] | None = None
-        self.clip: tuple[tuple[str, str], CLIP] | None = None
+        self.vqgan: tuple[str, VQGAN] | None = None
+        self.clips: tuple[tuple[str, ...], tuple[CLIP, ...]] | None = None
 
     def names(self) -> tuple[str, ...]:
-        return tuple(
-            f"{kind}:{entry[0][0]}"
-            for kind, entry in (("vqgan", self.vqgan), ("clip", self.clip))
-            if entry is not None
-        )
+        """ "vqgan:NAME", then "clip:NAME" for each CLIP, of the models now resident."""
+        vqgan = () if self.vqgan is None else (f"vqgan:{self.vqgan[0]}",)
+        return (*vqgan, *(f"clip:{name}" for name in (self.clips[0] if self.clips else ())))
 
-    def resident(self, vqgan_name: str, clip_name: str) -> bool:
-        """Whether both models are loaded already (a job with them starts at once)."""
-        device = str(self.device)
-        vqgan_ready = self.vqgan is not None and self.vqgan[0] == (vqgan_name, device)
-        return vqgan_ready and self.clip is not None and self.clip[0] == (clip_name, device)
+    def resident(self, vqgan_name: str, clip_list: str) -> bool:
+        """Whether all the models are loaded already (a job with them starts at once)."""
+        vqgan_ready = self.vqgan is not None and self.vqgan[0] == vqgan_name
+        return vqgan_ready and self.clips is not None and self.clips[0] == model_names(clip_list)
 
-    def get(self, vqgan_name: str, clip_name: str) -> tuple[VQGAN, CLIP]:
-        """The two models, loading (after freeing the one it replaces) what is not resident."""
+    def get(self, vqgan_name: str, clip_list: str) -> tuple[VQGAN, tuple[CLIP, ...]]:
+        """The VQGAN and the list's CLIPs, loading (after freeing what they replace) what is
+        not resident."""
         from engine import models, registry
 
-        for name in (vqgan_name, clip_name):  # fail before evicting what is resident
+        clip_names = model_names(clip_list)
+        for name in (vqgan_name, *clip_names):  # fail before evicting what is resident
             if registry.is_registered(name):
                 registry.weights_path(name)
-        key = (vqgan_name, str(self.device))
-        if self.vqgan is None or self.vqgan[0] != key:
+        if self.vqgan is None or self.vqgan[0] != vqgan_name:
             self.vqgan = None
             free_memory(self.device)
             log.info("loading VQGAN %s on %s", vqgan_name, self.device)
-            self.vqgan = (key, models.load_vqgan(vqgan_name, self.device))
-        key = (clip_name, str(self.device))
-        if self.clip is None or self.clip[0] != key:
-            self.clip = None
+            self.vqgan = (vqgan_name, models.load_vqgan(vqgan_name, self.device))
+        if self.clips is None or self.clips[0] != clip_names:
+            loaded = dict(zip(*self.clips, strict=True)) if self.clips else {}
+            self.clips = None
+            kept = {name: loaded[name] for name in clip_names if name in loaded}
+            loaded.clear()  # the models the new list does not name go now, before loading
             free_memory(self.device)
-            log.info("loading CLIP %s on %s", clip_name, self.device)
-            self.clip = (key, models.load_clip(clip_name, self.device))
-        return self.vqgan[1], self.clip[1]
+            for name in clip_names:
+                if name not in kept:
+                    log.info("loading CLIP %s on %s", name, self.device)
+                    kept[name] = models.load_clip(name, self.device)
+            self.clips = (clip_names, tuple(kept[name] for name in clip_names))
+        return self.vqgan[1], self.clips[1]
 
     def clear(self) -> None:
-        self.vqgan = self.clip = None
+        self.vqgan = self.clips = None
         free_memory(self.device)
 
 
@@ -217,7 +225,7 @@ class Painter:
         self.models = ModelCache(device)
 
     def preload(self, vqgan: str, clip: str) -> Models:
-        """Load two models now, so the first job does not wait for them."""
+        """Load the VQGAN and the CLIP list now, so the first job does not wait for them."""
         try:
             self.models.get(vqgan, clip)
         except Exception as error:  # a missing model fails its jobs later, with the fix
@@ -286,11 +294,11 @@ class Painter:
             return Failed(job.job_id, "bad_request", str(error))
 
         try:
-            vqgan, clip = self.models.get(request.vqgan, request.clip)
+            vqgan, clips = self.models.get(request.vqgan, request.clip)
         except ModelMissing as error:
             return Failed(job.job_id, "model_missing", str(error))
         except ModelError as error:  # unreadable weights: the user's file, or ours
-            names = (request.vqgan, request.clip)
+            names = (request.vqgan, *model_names(request.clip))
             yours = any(n not in (*registry.vqgan_names(), *registry.clip_names()) for n in names)
             return Failed(job.job_id, "bad_request" if yours else "internal", str(error))
         except Exception as error:
@@ -312,7 +320,7 @@ class Painter:
         first_step_s = 0.0
         first_done = last_report = -math.inf
         frames = Timelapse() if request.timelapse is not None else None
-        steps = generate(request, vqgan, clip)
+        steps = generate(request, vqgan, clips)
         try:
             for event in steps:
                 if isinstance(event, Finished):

@@ -66,6 +66,36 @@ def test_entrance_reproduces_pixel_for_pixel(
         assert again.tobytes() == pixels
 
 
+def test_two_clip_models_paint_and_reproduce(
+    tmp_path: Path, small_clip_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--clip tiny,PATH:0.5`, two tiny CLIPs of input sizes 224 and 128: the picture's call
+    string and its PNG metadata carry the list, and the call string repaints it exactly."""
+    from engine.outputs import read_request
+
+    out = tmp_path / "two.png"
+    clips = f"tiny,{small_clip_path}:0.5"
+    argv = ["generate", "heaven | hell", "--vqgan", "tiny", "--clip", clips, "--size", "64", "48",
+            "--iterations", "3", "--cutn", "4", "--seed", "2", "--mirror", "0.5",
+            "--semantic-symmetry", "0.1"]  # fmt: skip
+    assert cli.main([*argv, "-o", str(out)]) == 0
+    with Image.open(out) as image:
+        call, pixels = image.text["parameters"], image.tobytes()  # type: ignore[attr-defined]
+    assert f"--clip {shlex.quote(clips)}" in call
+    request = read_request(out)
+    assert request.clip == clips and [spec.weight for spec in request.clips] == [1.0, 0.5]
+    assert Request.from_call_string(call) == request
+    assert cli.main([*shlex.split(call)[1:], "-o", str(tmp_path / "again.png")]) == 0
+    with Image.open(tmp_path / "again.png") as again:
+        assert again.tobytes() == pixels
+    capsys.readouterr()
+    # The same models weighted otherwise paint another picture.
+    other = [*argv[:5], f"tiny,{small_clip_path}:3", *argv[6:], "-o", str(tmp_path / "3.png")]
+    assert cli.main(other) == 0
+    with Image.open(tmp_path / "3.png") as reweighted:
+        assert reweighted.tobytes() != pixels
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -75,6 +105,10 @@ def test_entrance_reproduces_pixel_for_pixel(
         (["generate", "a", "--vqgan", "vqgan_nonesuch"], "unknown vqgan model 'vqgan_nonesuch'"),
         (["generate", "a", *TINY, "--init-image", "missing.png"], "image not found: missing.png"),
         (["generate", "a", "--device", "gpu"], "unknown device 'gpu'"),
+        (["generate", "a", *TINY[:2], "--clip", "tiny,"], "CLIP list entry 2 of 2 is empty"),
+        (["generate", "a", *TINY[:2], "--clip", "tiny,tiny:2"], "CLIP tiny is listed twice"),
+        (["generate", "a", *TINY[:2], "--clip", "tiny:0"], "CLIP tiny has weight 0"),
+        (["generate", "a", *TINY[:2], "--clip", "tiny,ViT-Z/9"], "unknown clip model 'ViT-Z/9'"),
         (["generate", "a", "--optimizer", "sgd"], "invalid choice: 'sgd'"),
         (["entrance", "heaven"], "an entrance needs two or more realms"),
         (["entrance", "--preset", "heaven-hel"], "unknown preset 'heaven-hel' (did you mean"),

@@ -285,6 +285,72 @@ def test_semantic_symmetry_pulls_the_pair_toward_matching(
     assert mismatch(embeds - 0.05 * semantic_grad) < mismatch(embeds) - 1e-3
 
 
+# --- several CLIP models -----------------------------------------------------------------------
+
+
+@dataclass
+class SizedStandIn(StandInCLIP):
+    """A stand-in that records the shape of every image it is asked to embed, and the texts."""
+
+    seen: list[tuple[int, ...]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        self.seen.append(tuple(image.shape))
+        return super().encode_image(image)
+
+    def encode_text(self, texts: Sequence[str]) -> Tensor:
+        self.texts += texts
+        return super().encode_text(texts)
+
+
+def sized(name: str, size: int, cutouts: Tensor | None = None) -> SizedStandIn:
+    return SizedStandIn(torch.nn.Identity(), name, input_size=size, cutouts=cutouts)
+
+
+def test_each_clip_embeds_its_own_cutouts_and_image_prompts_at_its_own_size(
+    tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two CLIPs of input sizes 16 and 32: each embeds the image prompt and its cutouts at
+    its own size, and each encodes the text prompts with its own tower."""
+    picture = tmp_path / "picture.png"
+    Image.new("RGB", (32, 32), (90, 10, 200)).save(picture)
+    place(monkeypatch, boxes_at(0.1, 0.5, 0.9))
+    small, large = sized("small", 16), sized("large", 32)
+    req = request(*LEFT_RIGHT, clip="small,large:0.5", image_prompts=(Prompt(str(picture)),))
+    first_step(req, tiny_vqgan, [small, large])
+    assert small.seen == [(1, 3, 16, 16), (3, 3, 16, 16)]
+    assert large.seen == [(1, 3, 32, 32), (3, 3, 32, 32)]
+    assert small.texts == large.texts == ["left", "right"]
+
+
+def test_each_clip_pulls_with_its_weight(
+    tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first step's gradient on each CLIP's cutout embeddings (prompt loss and semantic
+    symmetry together) is what that CLIP alone gets, times its weight; the losses reported
+    add up the same way."""
+    place(monkeypatch, MIRRORED_PAIR, n_pairs=1)
+    embeds = torch.stack([realm_and("left", OBJECT), realm_and("right", OTHER_OBJECT)])
+    req = request(*LEFT_RIGHT, anchors=(0.25, 0.75), mirror=1.0, semantic_weight=0.5)
+    alone = sized("first", 16, embeds)
+    one = first_step(req.replace(clip="first"), tiny_vqgan, alone).loss_values()
+    first, second = sized("first", 16, embeds), sized("second", 32, embeds)
+    both = first_step(req.replace(clip="first,second:0.25"), tiny_vqgan, [first, second])
+    (solo,), (grad_first,), (grad_second,) = alone.grads, first.grads, second.grads
+    assert solo.abs().max() > 0
+    torch.testing.assert_close(grad_first, solo)
+    torch.testing.assert_close(grad_second, 0.25 * solo)
+    for term in ("prompt", "semantic"):
+        assert both.loss_values()[term] == pytest.approx(1.25 * one[term])
+
+
+def test_a_clip_list_needs_its_models(tiny_vqgan: VQGAN) -> None:
+    """A request naming two CLIPs given one loaded model is an error that says so."""
+    with pytest.raises(ValueError, match="names 2 CLIP model"):
+        first_step(request(*LEFT_RIGHT, clip="a,b"), tiny_vqgan, stand_in())
+
+
 # --- init weight (real tiny CLIP: its prompt loss moves the latent) ---------------------------
 
 

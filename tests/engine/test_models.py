@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from engine import _clip_compat, models, registry
+from engine.clips import parse_clips
 from engine.models import CLIP, VQGAN, load_clip, load_vqgan
 from engine.registry import ModelError, ModelMissing
 from engine.request import DEFAULT_CLIP, DEFAULT_VQGAN
@@ -238,6 +239,20 @@ def test_tiny_clip_encodings_are_unit_norm(tiny_clip: CLIP) -> None:
     torch.testing.assert_close(texts.norm(dim=-1), torch.ones(3))
     with pytest.raises(ValueError, match="224x224"):
         tiny_clip.encode_image(torch.rand(1, 3, 64, 64))
+
+
+def test_a_clip_list_loads_each_model_at_its_own_input_size(
+    tiny_clip: CLIP, small_clip_path: Path
+) -> None:
+    """load_clips reads every model of a list, in order: the tiny CLIP and a second tiny one
+    saved at input size 128, read back from its file by path."""
+    specs = parse_clips(f"tiny,{small_clip_path}:0.5")
+    tiny, small = models.load_clips(specs, torch.device("cpu"))
+    assert (tiny.name, tiny.input_size) == ("tiny", 224)
+    assert (small.name, small.input_size) == (str(small_clip_path), 128)
+    assert small.encode_image(torch.rand(2, 3, 128, 128)).shape == (2, 64)
+    image = torch.rand(1, 3, 224, 224)
+    torch.testing.assert_close(tiny.encode_image(image), tiny_clip.encode_image(image))
 
 
 # --- loading files ------------------------------------------------------------------------

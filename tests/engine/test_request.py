@@ -1,5 +1,6 @@
 """The one request type: validation, JSON and call-string round trips."""
 
+import json
 import shlex
 import subprocess
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.clips import ClipSpec, render_clips
 from engine.prompts import Prompt
 from engine.request import (
     AUGMENTS,
@@ -52,6 +54,11 @@ HEAVEN_HELL = (Prompt("entrance to heaven"), Prompt("entrance to hell"))
         ({"vqgan": ""}, "model names must not be empty"),
         ({"prompts": (Prompt(" padded"),)}, "padded"),
         ({"prompts": (Prompt("a|b"),)}, "contains `|`"),
+        ({"clip": ""}, "no CLIP model given"),
+        ({"clip": "tiny,,ViT-B/16"}, "CLIP list entry 2 of 3 is empty"),
+        ({"clip": "tiny,ViT-B/16:0"}, "CLIP ViT-B/16 has weight 0 in 'tiny,ViT-B/16:0'"),
+        ({"clip": "tiny:-1"}, "CLIP tiny has weight -1"),
+        ({"clip": "tiny,tiny:2"}, "CLIP tiny is listed twice"),
     ],
 )
 def test_validation_messages(changes: dict, message: str) -> None:
@@ -106,6 +113,9 @@ _weights = st.floats(-5, 5, allow_nan=False).filter(lambda w: w != 0)
 _unit = st.floats(0, 1, allow_nan=False)
 
 
+_CLIPS = ["tiny", "ViT-B/16", "random:ViT-B/32", "/models/my clip.pt", r"C:\clips\b.pt", "x:2"]
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> Request:
     """Any valid request, every field varied."""
@@ -141,7 +151,10 @@ def requests(draw: st.DrawFn) -> Request:
         symmetry_blur=draw(st.floats(0.1, 64)),
         size_emphasis=draw(st.floats(-4, 4)),
         vqgan=draw(st.sampled_from(["tiny", "vqgan_imagenet_f16_1024", "/models/my vq.ckpt"])),
-        clip=draw(st.sampled_from(["tiny", "ViT-B/16", "random:ViT-B/32"])),
+        clip=render_clips(
+            ClipSpec(name, draw(st.sampled_from([1.0, 0.5, 2.0, 1e-3])))
+            for name in draw(st.lists(st.sampled_from(_CLIPS), min_size=1, max_size=3, unique=True))
+        ),
         device=draw(st.sampled_from(["auto", "cpu", "cuda", "cuda:1"])),
         precision=draw(st.sampled_from(PRECISIONS)),
         compile=draw(st.sampled_from(COMPILE_MODES)),
@@ -200,6 +213,38 @@ def test_check_inputs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown vqgan model 'vqgan_nonesuch'"):
         Request(prompts=HEAVEN_HELL, vqgan="vqgan_nonesuch").check_inputs()
     Request(prompts=HEAVEN_HELL, vqgan="tiny", clip="random:ViT-B/32").check_inputs()
+
+
+def test_one_clip_keeps_the_call_string_and_metadata_of_old_pictures() -> None:
+    """A picture painted before CLIP lists: its call string and its PNG's JSON (clip a plain
+    name) parse to the same request, and that request renders the very same call string."""
+    call = (
+        "doorways generate 'entrance to heaven | entrance to hell' --size 448 304 "
+        "--iterations 300 --seed 7 --lr 0.1 --cutn 32 --cut-pow 1.0 "
+        "--vqgan vqgan_imagenet_f16_16384 --clip ViT-B/32"
+    )
+    request = Request.from_call_string(call)
+    assert request.clip == "ViT-B/32" and request.clips == (ClipSpec("ViT-B/32", 1.0),)
+    assert request.to_call_string() == call
+    old_json = json.loads(request.to_json()) | {"clip": "ViT-B/32"}
+    assert Request.from_dict(old_json) == request
+
+
+def test_a_clip_list_is_spelt_one_way() -> None:
+    """Spaces and a weight of 1 are dropped, so equal lists make equal requests and call
+    strings; the list is in the call string and the JSON as typed on the command line."""
+    request = Request(prompts=HEAVEN_HELL, clip=" ViT-B/32:1.0 , ViT-B/16 : 0.5")
+    assert request == Request(prompts=HEAVEN_HELL, clip="ViT-B/32,ViT-B/16:0.5")
+    assert request.clips == (ClipSpec("ViT-B/32"), ClipSpec("ViT-B/16", 0.5))
+    assert "--clip ViT-B/32,ViT-B/16:0.5" in request.to_call_string()
+    assert json.loads(request.to_json())["clip"] == "ViT-B/32,ViT-B/16:0.5"
+    assert Request.from_call_string(request.to_call_string()) == request
+
+
+def test_check_inputs_names_the_unknown_clip_of_a_list() -> None:
+    """Every model of a CLIP list is checked; the unknown one is named."""
+    with pytest.raises(ValueError, match="unknown clip model 'ViT-Z/99'"):
+        Request(prompts=HEAVEN_HELL, vqgan="tiny", clip="tiny,ViT-Z/99:0.5").check_inputs()
 
 
 def test_recipe_drops_where_and_how_it_was_watched() -> None:

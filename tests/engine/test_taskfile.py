@@ -342,6 +342,13 @@ def test_doorways_options_and_their_checks() -> None:
     assert found[0].startswith("vqgan: '/models/evil.ckpt' is not a VQGAN model of this server")
     assert found[1].startswith("clip: 'random:ViT-B/32' is not a CLIP model of this server")
     assert problems(task(vqgan="ViT-B/32"))[0].startswith("vqgan: 'ViT-B/32' is not a VQGAN")
+    pair = expand_task(task(clip="ViT-B/32, tiny:0.5"), defaults={"vqgan": "tiny"})[0].request
+    assert pair.clip == "ViT-B/32,tiny:0.5"  # a CLIP list, as on the command line
+    found = problems(task(clip="tiny,/models/evil.pt:0.5"))
+    assert found[0].startswith("clip: '/models/evil.pt' is not a CLIP model of this server")
+    assert problems(task(clip="tiny,tiny")) == [
+        "clip: CLIP tiny is listed twice in 'tiny,tiny': give each model once, with one weight"
+    ]
     assert problems(task(device="cuda:0"))[0].startswith('unknown field(s) "device"')
 
 

@@ -44,7 +44,7 @@ from engine.worker import (
     oom_message,
     suggest_size,
 )
-from engine.worker.painter import DeviceBroken, Painter
+from engine.worker.painter import DeviceBroken, Models, Painter
 from tests import hostile_images as hostile
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -558,3 +558,25 @@ def test_error_helpers() -> None:
     assert is_device_failure(RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling"))
     assert not is_device_failure(RuntimeError("CUDA error: out of memory"))  # an OOM
     assert not is_device_failure(RuntimeError("shape mismatch"))
+
+
+def test_a_painter_keeps_every_clip_of_a_list_resident(
+    small_clip_path: Path, tmp_path: Path
+) -> None:
+    """A job with two CLIPs (tiny at 224 px, a second tiny at 128) paints with both loaded
+    and named; the cache is keyed by the list's models, not their weights, and a new list
+    keeps the models it shares with the old one instead of loading them again."""
+    painter = Painter(torch.device("cpu"))
+    pair = f"tiny,{small_clip_path}:0.5"
+    items = list(
+        painter.paint(Job.of("two", tiny_request().replace(clip=pair), tmp_path / "2.png"), bool)
+    )
+    painted = items[-1]
+    assert isinstance(painted, Painted) and f"--clip {pair}" in painted.call_string
+    names = ("vqgan:tiny", "clip:tiny", f"clip:{small_clip_path}")
+    assert [item.names for item in items if isinstance(item, Models)] == [names]
+    assert painter.models.resident("tiny", f"tiny,{small_clip_path}:3")
+    assert not painter.models.resident("tiny", "tiny")
+    tiny = painter.models.get("tiny", pair)[1][0]
+    assert painter.models.get("tiny", "tiny")[1] == (tiny,)  # kept: the very same model
+    assert painter.models.names() == ("vqgan:tiny", "clip:tiny")
