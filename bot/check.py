@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.settings import Settings
+from engine.clips import model_names
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_token(settings),
         check_database(settings.database),
         check_model("vqgan", settings.vqgan),
-        check_model("clip", settings.clip),
+        *(check_model("clip", name) for name in model_names(settings.clip)),
         *check_devices(settings),
     ]
 

@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--clip",
-        metavar="NAME",
-        help="CLIP: registry name, tiny, random:NAME or a path (engine.clip)",
+        metavar="MODELS",
+        help="CLIP: registry name, tiny, random:NAME or a path, or several with weights, "
+        "ViT-B/32,ViT-B/16:0.5 (engine.clip)",
     )
     parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (engine.device)")
     parser.add_argument(

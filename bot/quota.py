@@ -29,6 +29,7 @@ from bot.store import (
     place_in_line,
 )
 from engine import memory
+from engine.clips import model_names
 from engine.prompts import render_prompts
 from engine.registry import DEFAULT_FACTOR, token_grid, vqgan_factor
 from engine.request import MAX_COUNT, Request
@@ -91,11 +92,13 @@ class Policy:
 
     def memory_areas(self) -> tuple[int, ...]:
         """The largest picture of a batch of 1, 2, …, MAX_COUNT that the worker's GPU memory
-        holds (on a CPU: a 450×300 picture's wait, shared by the batch)."""
+        holds with every model of engine.clip (on a CPU: a 450×300 picture's wait, shared
+        by the batch)."""
         device_memory, cutn = self.device_memory(), self.settings.cutn
+        clips = model_names(self.settings.clip)
         # A small card still paints small pictures; an out-of-memory failure says so.
         return tuple(
-            max(memory.largest_area(device_memory, cutn, count), MIN_SIDE**2)
+            max(memory.largest_area(device_memory, cutn, count, clips), MIN_SIDE**2)
             for count in range(1, MAX_COUNT + 1)
         )
 

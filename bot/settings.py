@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.clips import EXAMPLE as CLIP_EXAMPLE
+from engine.clips import parse_clips
 from engine.config import TASKS_KEYS, TasksConfig, tasks_config
 from engine.request import (
     COMPILE_MODES,
@@ -44,11 +46,18 @@ class SettingsError(ValueError):
 
 
 def _key(
-    name: str, help: str, env: str | None = None, flag: str | None = None, unset: str = "-"
+    name: str,
+    help: str,
+    env: str | None = None,
+    flag: str | None = None,
+    unset: str = "-",
+    expected: str | None = None,
 ) -> Any:
     """Field metadata: the TOML key, its help line, the variable / flag that override it,
-    and how --help shows a default of None."""
-    return {"key": name, "help": help, "env": env, "flag": flag, "unset": unset}
+    how --help shows a default of None, and what a value of the wrong type is told."""
+    return {
+        "key": name, "help": help, "env": env, "flag": flag, "unset": unset, "expected": expected
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,11 @@ class Settings:
     clip: str = field(
         default=DEFAULT_CLIP,
         metadata=_key(
-            "engine.clip", "CLIP: registry name, tiny, random:NAME or a path", flag="--clip"
+            "engine.clip",
+            "CLIP: registry name, tiny, random:NAME or a path; several guide together as one "
+            f'string, a comma-separated list with a weight each ("{CLIP_EXAMPLE}")',
+            flag="--clip",
+            expected=f'one string such as "{CLIP_EXAMPLE}" (several models: commas, not a list)',
         ),
     )
     device: str = field(
@@ -467,7 +480,7 @@ def _convert(f: dataclasses.Field[Any], raw: Any, *, where: str | None) -> Any:
     try:
         if kind in ("str | None", "str"):
             if not isinstance(raw, str):
-                raise TypeError("a string")
+                raise TypeError(f.metadata["expected"] or "a string")
             if kind == "str | None":
                 return raw.strip() or None
             return raw
@@ -580,7 +593,10 @@ def _validate(s: Settings) -> None:
     _check("engine.kernels", s.kernels in KERNELS, _one_of(KERNELS), s.kernels)
     _check("engine.threads", s.threads >= 0, "must be 0 or more", s.threads)
     _check("engine.vqgan", bool(s.vqgan.strip()), "must not be empty", s.vqgan)
-    _check("engine.clip", bool(s.clip.strip()), "must not be empty", s.clip)
+    try:
+        parse_clips(s.clip)
+    except ValueError as error:
+        raise SettingsError(f"engine.clip: {error}") from None
     _check("engine.device", is_device(s.device), "must be auto, cpu, cuda or cuda:N", s.device)
     try:
         check_devices(s.devices)

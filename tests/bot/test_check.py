@@ -30,6 +30,18 @@ def test_everything_in_place(
     assert "will be created on first start" in lines["database"]
 
 
+def test_each_clip_of_a_list_gets_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """engine.clip with two models: one line each, and the missing one says how to get it."""
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token")
+    argv = ["--db", str(tmp_path / "jobs.sqlite3"), "--vqgan", "tiny", "--device", "cpu"]
+    assert main(["--check", *argv, "--clip", "tiny,ViT-B/16:0.5"]) == 1
+    clips = [line for line in capsys.readouterr().out.splitlines() if line.split()[1] == "clip"]
+    assert len(clips) == 2 and clips[0].startswith("ok") and clips[1].startswith("FAIL")
+    assert "`doorways models download ViT-B/16`" in clips[1]
+
+
 def test_failures_say_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -181,6 +181,19 @@ def test_a_batchs_size_cap_is_what_the_gpu_holds_for_the_batch() -> None:
     assert cpu.area_each(2) == 450 * 300 // 2  # on a CPU: a 450×300 picture's wait, shared
 
 
+def test_every_clip_model_of_the_settings_shrinks_the_size_cap() -> None:
+    """engine.clip with two models: the cap on the same GPU is smaller than with one, and
+    is what the memory estimate of both allows."""
+    gib24 = 24 * 2**30
+    one = Policy(Settings(cutn=32, clip="ViT-B/32"), lambda: gib24).base.max_area
+    two = Policy(Settings(cutn=32, clip="ViT-B/32,ViT-B/16:0.5"), lambda: gib24).base.max_area
+    assert two < one
+    assert two == memory.largest_area(gib24, 32, clips=("ViT-B/32", "ViT-B/16"))
+    assert memory.peak_bytes(two, 32, clips=("ViT-B/32", "ViT-B/16")) <= gib24
+    batch = Policy(Settings(cutn=32, clip="ViT-B/32,ViT-B/16"), lambda: gib24).limits_for([])
+    assert batch.area_each(4) == memory.largest_area(gib24, 32, 4, ("ViT-B/32", "ViT-B/16"))
+
+
 def test_channel_allow_list() -> None:
     assert Policy(Settings()).channel_allowed(1)
     policy = Policy(Settings(allowed_channels=(11, "painting")))

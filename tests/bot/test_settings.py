@@ -95,6 +95,15 @@ max_pending = 5
         ("[engine]\ncluster = 'ray://h:10001'", "engine.cluster: Ray Client (ray://) cannot"),
         ("[engine]\ncluster = 'auto'\ndevices = 'all'", "engine.cluster: paints on the cluster"),
         ("[engine]\npreload = 1", "engine.preload: expected true or false"),
+        ("[engine]\nclip = 'tiny,,RN50'", "engine.clip: CLIP list entry 2 of 3 is empty"),
+        ("[engine]\nclip = 'tiny,RN50:0'", "engine.clip: CLIP RN50 has weight 0"),
+        ("[engine]\nclip = 'tiny,tiny'", "engine.clip: CLIP tiny is listed twice"),
+        ("[engine]\nclip = ''", "engine.clip: no CLIP model given"),
+        (
+            "[engine]\nclip = ['ViT-B/32', 'ViT-B/16']",
+            'engine.clip: expected one string such as "ViT-B/32,ViT-B/16:0.5" (several models:'
+            " commas, not a list), not ['ViT-B/32', 'ViT-B/16']",
+        ),
         ("[progress]\nedit_interval = 0", "progress.edit_interval: must be a positive number"),
         ("[discord\n", "is not valid TOML"),
     ],
@@ -103,6 +112,14 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> Non
     with pytest.raises(SettingsError) as caught:
         load_settings(write(tmp_path, text), {})
     assert message in str(caught.value)
+
+
+def test_clip_takes_a_list_of_models_as_the_command_line_does(tmp_path: Path) -> None:
+    """engine.clip (or --clip) is one string: several models, each with a weight."""
+    listed = load_settings(write(tmp_path, '[engine]\nclip = "ViT-B/32, ViT-B/16:0.5"'), {})
+    assert listed.clip == "ViT-B/32, ViT-B/16:0.5"
+    assert listed.engine_fields()["clip"] == "ViT-B/32, ViT-B/16:0.5"
+    assert load_settings(None, {}, {"clip": "tiny,RN50:2"}).clip == "tiny,RN50:2"
 
 
 def test_devices_from_the_file_and_the_flag(tmp_path: Path) -> None:
