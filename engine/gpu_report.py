@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.clips import parse_clips
+from engine.clips import model_names, parse_clips
 
 TARGET_S_PER_IT = 0.010  # at 448×304, 32 cutouts, bf16, on an H100 or H200
 
@@ -184,7 +184,7 @@ def speed_and_memory(report: Report) -> None:
             request = request_for(setup, size, setup.warmup + setup.timed, precision=precision)
             result = _guarded(functools.partial(measure, request, vqgan, clip, setup.warmup))
             results.append({"precision": precision, "size": [w, h], "cutn": cutn, **result})
-            estimate = peak_bytes(w * h, cutn) / 2**20
+            estimate = peak_bytes(w * h, cutn, clips=model_names(setup.clip)) / 2**20
             rows.append([f"{w}×{h}", cutn, precision, *_speed_cells(result), f"{estimate:,.0f}"])
     report.data["sweep"] = results
     header = ["size", "cutouts", "precision", "ms/it (median)", "peak VRAM MiB",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.playground.server import Banner, Playground
 from bot.settings import Settings
+from engine.clips import model_names
 from engine.registry import is_downloaded
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ def check_host(host: str) -> str | None:
 
 def playground_settings(settings: Settings) -> tuple[Settings, Banner]:
     """The configured models when they are on disk, else the tiny ones with a banner."""
-    if is_downloaded(settings.vqgan) and is_downloaded(settings.clip):
+    clips = model_names(settings.clip)
+    if is_downloaded(settings.vqgan) and all(is_downloaded(name) for name in clips):
         return settings, Banner(tiny_models=False)
     banner = Banner(
         tiny_models=True,
@@ -71,7 +73,7 @@ def playground_settings(settings: Settings) -> tuple[Settings, Banner]:
             "playground again."
         ),
     )
-    if settings.vqgan != "tiny" or settings.clip != "tiny":
+    if settings.vqgan != "tiny" or set(clips) != {"tiny"}:
         log.warning(
             "models %s and %s are not downloaded: using the tiny stand-ins (pictures look "
             "like noise); for real ones: %s",

@@ -19,6 +19,8 @@ import pytest
 
 from bot.playground import check_host
 from bot.playground.run import playground_settings
+from bot.playground.server import Banner
+from engine.registry import model_paths
 from tests.bot.playground.running import playground
 from tests.bot.running import tiny_settings
 
@@ -159,6 +161,20 @@ def test_models_and_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     settings, banner = playground_settings(tiny_settings(tmp_path).replace(vqgan="wikiart_16384"))
     assert banner.tiny_models and banner.text and "doorways models download" in banner.text
     assert (settings.vqgan, settings.clip, settings.max_size) == ("tiny", "tiny", (128, 128))
+
+    def on_disk(name: str) -> None:  # as far as the playground looks
+        for path in model_paths(name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+
+    on_disk("vqgan_imagenet_f16_1024")
+    on_disk("ViT-B/32")
+    real = tiny_settings(tmp_path).replace(vqgan="vqgan_imagenet_f16_1024", clip="ViT-B/32")
+    assert playground_settings(real) == (real, Banner(tiny_models=False))
+    pair = real.replace(clip="ViT-B/32,ViT-B/16:0.5")  # every CLIP of a list must be there
+    assert playground_settings(pair)[0].clip == "tiny"
+    on_disk("ViT-B/16")
+    assert playground_settings(pair) == (pair, Banner(tiny_models=False))
     assert check_host("127.0.0.1") is None and check_host("::1") is None
     assert check_host("localhost") is None
     assert "every network interface" in (check_host("0.0.0.0") or "")
