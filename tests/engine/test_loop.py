@@ -3,7 +3,7 @@
 import copy
 import dataclasses
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from engine.loop import (
     quantize,
     resolve_precision,
 )
-from engine.models import CLIP, VQGAN
+from engine.models import CLIP, VQGAN, load_clip
 from engine.outputs import read_request, save_png
 from engine.prompts import Prompt
 from engine.request import Request
@@ -29,7 +29,9 @@ from engine.request import Request
 TINY = {"vqgan": "tiny", "clip": "tiny", "device": "cpu"}
 
 
-def _run(request: Request, vqgan: VQGAN, clip: CLIP) -> tuple[list[Progress], Finished]:
+def _run(
+    request: Request, vqgan: VQGAN, clip: CLIP | Sequence[CLIP]
+) -> tuple[list[Progress], Finished]:
     events = list(generate(request, vqgan, clip))
     *steps, finished = events
     assert isinstance(finished, Finished)
@@ -276,3 +278,29 @@ def test_a_worker_compiles_once_per_picture_size(
     assert new_graphs(compiled.replace(seed=6)) == 0
     assert new_graphs(compiled.replace(size=(96, 64))) > 0
     assert new_graphs(compiled.replace(seed=7)) == 0
+
+
+def test_every_clip_of_a_list_is_compiled_and_runs_in_the_precision_asked(
+    tiny_vqgan: VQGAN, tiny_clip: CLIP, small_clip_path: Path, eager_backend: list[str | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """With two CLIPs, --compile compiles the decoder and each CLIP's image encoder, and
+    --precision's autocast is on around each CLIP's cutouts."""
+    small = load_clip(str(small_clip_path), torch.device("cpu"))
+    autocast: list[tuple[str, torch.dtype]] = []
+    for clip in (tiny_clip, small):
+        encode = clip.encode_image
+
+        def recording(image: torch.Tensor, name: str = clip.name, encode: Any = encode) -> Any:
+            if image.requires_grad:  # a cutout batch, not an image prompt
+                autocast.append((name, torch.get_autocast_dtype("cpu")))
+                assert torch.is_autocast_enabled("cpu")
+            return encode(image)
+
+        monkeypatch.setattr(clip, "encode_image", recording)
+    request = SPEED_REFERENCE.replace(
+        clip=f"tiny,{small_clip_path}:0.5", compile="default", precision="bf16", iterations=2
+    )
+    _run(request, tiny_vqgan, [tiny_clip, small])
+    assert eager_backend == ["default"] * 3  # the decoder, then each CLIP's image encoder
+    assert autocast == [("tiny", torch.bfloat16), (str(small_clip_path), torch.bfloat16)] * 2
