@@ -2,8 +2,9 @@
 
 Optimise a VQGAN latent z; each step quantise it onto the codebook (straight through),
 decode, cut and augment patches, embed them with CLIP and pull them toward the prompts,
-plus the Doorways symmetry terms. The loop never prints: callers render the events, and
-closing the generator cancels it between iterations.
+plus the Doorways symmetry terms. With several CLIP models (`--clip a,b:0.5`) each cuts its
+own patches at its own input size and adds its terms with its weight. The loop never
+prints: callers render the events, and closing the generator cancels it between iterations.
 """
 
 import functools
