@@ -165,6 +165,34 @@ async def test_paint_then_dm_links_and_escaped_prompt(run: Running, browser: Any
     await context.close()
 
 
+async def test_a_grid_with_its_pick_buttons(run: Running, browser: Any) -> None:
+    """/entrance … count:4 from the composer shows the grid with a button 🖼 1-4 per picture
+    (and 🔀 1-4); pressing 🖼 2 posts that picture alone, half the grid's width, with the
+    call string that repaints it."""
+    context = await browser.new_context()
+    page = await open_page(context, run, "ada")
+    await send(page, "/entrance moon | sun count:4")
+    grid = page.locator("article.msg", has=page.locator("button.button", has_text="🖼 4"))
+    await grid.first.wait_for(timeout=60_000)
+    buttons = await grid.first.locator("button.button").all_inner_texts()
+    assert [b for b in buttons if b.startswith("🖼")] == ["🖼 1", "🖼 2", "🖼 3", "🖼 4"]
+    assert [b for b in buttons if b.startswith("🔀")] == ["🔀 1", "🔀 2", "🔀 3", "🔀 4"]
+    grid_picture = grid.first.locator(PICTURE)
+    await page.wait_for_function(PICTURES_LOADED, timeout=10_000)
+    grid_width = await grid_picture.evaluate("i => i.naturalWidth")
+
+    await grid.first.locator("button.button", has_text="🖼 2").click()
+    alone = page.locator("article.msg", has_text="--count 4 --index 2", has=page.locator(PICTURE))
+    await alone.first.wait_for(timeout=30_000)
+    await page.wait_for_function(PICTURES_LOADED, timeout=10_000)
+    width = await alone.first.locator(PICTURE).evaluate("i => i.naturalWidth")
+    assert 2 * width == grid_width
+    assert "moon" in await alone.first.inner_text()
+    own = await alone.first.locator("button.button").all_inner_texts()
+    assert not [b for b in own if b.startswith("🖼")] and any("🎲" in b for b in own)
+    await context.close()
+
+
 async def test_subcommands_as_mod_and_as_a_member(run: Running, browser: Any) -> None:
     """mod is offered /admin and its subcommands and runs `/admin status` and `/nightly run`,
     seeing "sending…" meanwhile; ben is not offered /admin, and typing it anyway says in

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,10 +18,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from bot.playground import check_host
 from bot.playground.run import playground_settings
 from bot.playground.server import Banner
+from engine.outputs import read_request_bytes
 from engine.registry import model_paths
 from tests.bot.playground.running import playground
 from tests.bot.running import tiny_settings
@@ -152,6 +156,57 @@ async def test_state_commands_and_the_socket(tmp_path: Path) -> None:
         for socket in (ada, ben, mod):
             await socket.socket.close()
         await stranger.close()
+
+
+def custom_ids(message: dict) -> list[str]:
+    """The custom ids of a message's buttons, row by row."""
+    return [c["custom_id"] for row in message["components"] for c in row["components"]]
+
+
+async def test_a_grid_and_its_pick_button(tmp_path: Path) -> None:
+    """/entrance with count 4 on the page's socket posts the grid, one picture with a row
+    of 🖼 1-4 (and 🔀 1-4) buttons; pressing 🖼 2 posts that picture alone, a quarter of the
+    grid, with its own buttons and the call string that repaints it (`--count 4 --index 2`);
+    everyone's page sees both."""
+    async with playground(tmp_path) as run, aiohttp.ClientSession() as http:
+        ada, _ = await Page.open(http, run.url, "ada")
+        ben, _ = await Page.open(http, run.url, "ben")
+        sent = await ada.ask(
+            "command", name="entrance", options={"realms": "sky | sea", "count": "4"}
+        )
+        assert sent["ok"], sent
+        grid = await ada.message(
+            lambda m: bool(m["attachments"]) and any(i.endswith(":pick1") for i in custom_ids(m))
+        )
+        job = re.search(r"doorways:job:(\d+):", custom_ids(grid)[0])
+        assert job is not None
+        picks = [f"doorways:job:{job[1]}:pick{n}" for n in range(1, 5)]
+        assert custom_ids(grid)[:4] == picks
+        labels = [c["label"] for c in grid["components"][0]["components"]]
+        assert labels == ["1", "2", "3", "4"]
+        assert grid["components"][0]["components"][0]["emoji"]["name"] == "🖼"
+        async with http.get(f"{run.url}{grid['attachments'][0]['url']}") as response:
+            grid_png = await response.read()
+        assert read_request_bytes(grid_png).count == 4
+        await ben.message(lambda m: m["id"] == grid["id"] and bool(m["attachments"]))
+
+        clicked = await ada.ask("click", message_id=grid["id"], custom_id=picks[1])
+        assert clicked["ok"], clicked
+        alone = await ada.message(
+            lambda m: bool(m["attachments"]) and "--count 4 --index 2" in m["content"]
+        )
+        assert not alone["ephemeral"] and len(custom_ids(alone)) == 4  # 🎲 🔀 📋 🗑
+        async with http.get(f"{run.url}{alone['attachments'][0]['url']}") as response:
+            picture_png = await response.read()
+        picked = read_request_bytes(picture_png)
+        assert (picked.count, picked.index) == (4, 2)
+        with Image.open(io.BytesIO(grid_png)) as tiled, Image.open(io.BytesIO(picture_png)) as one:
+            width, height = one.size
+            assert tiled.size == (2 * width, 2 * height)
+            assert tiled.crop((width, 0, 2 * width, height)).tobytes() == one.tobytes()
+        await ben.message(lambda m: m["id"] == alone["id"] and bool(m["attachments"]))
+        for page in (ada, ben):
+            await page.socket.close()
 
 
 def test_models_and_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
