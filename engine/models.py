@@ -15,14 +15,13 @@ named by one of:
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import os
 import pickle
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +143,6 @@ class VQGAN:
         return (model.decode(z) + 1) / 2
 
 
-@functools.cache
-def _normalisation(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """CLIP's input mean and std as (1, 3, 1, 1), copied to the device once: a copy from
-    Python data makes the host wait for the GPU, and the loop never should."""
-    mean = torch.tensor(CLIP_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
-    return mean, torch.tensor(CLIP_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
-
-
 @dataclass
 class CLIP:
     """A frozen float32 OpenAI CLIP that takes [0, 1] images and strings."""
@@ -159,6 +150,15 @@ class CLIP:
     model: torch.nn.Module  # clip.model.CLIP
     name: str
     input_size: int  # model.visual.input_resolution
+    mean: Tensor = field(init=False, repr=False)  # CLIP's input normalisation, (1, 3, 1, 1)
+    std: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # On the model's device once: a copy from Python data makes the host wait for the
+        # GPU, and the loop never should (and a cache here would stop torch.compile).
+        device = next(self.model.parameters(), torch.empty(0)).device
+        self.mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
 
     def encode_image(self, image: Tensor) -> Tensor:
         """(B, 3, S, S) in [0, 1], S == input_size -> unit-norm float32 (B, D)."""
@@ -167,7 +167,7 @@ class CLIP:
                 f"CLIP {self.name} takes {self.input_size}x{self.input_size} images, "
                 f"got {tuple(image.shape)}"
             )
-        mean, std = _normalisation(image.device, image.dtype)
+        mean, std = self.mean.to(image.dtype), self.std.to(image.dtype)
         model: Any = self.model
         features = model.encode_image((image - mean) / std).float()
         return F.normalize(features, dim=-1)
