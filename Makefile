@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint setup browser mutants clean
+.PHONY: run demo test lint setup browser quality mutants clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,12 @@ browser:
 
 test: lint browser
 	$(PY) -m pytest -q
+
+# What each Doorways technique does, measured in a toy world (docs/quality.md); not part of
+# `make test` or CI: trains a toy CLIP and VQGAN once (about half a minute, kept in
+# data/models/toy/), then paints about 50 small pictures: a few minutes on two cores.
+quality: $(STAMP)
+	$(VENV)/bin/doorways quality
 
 # Mutation testing, not part of `make test` or CI: mutmut makes small edits ("mutants") to the
 # loop, losses, cutouts, quota and scheduler ([tool.mutmut] in pyproject.toml) and runs their

@@ -142,6 +142,17 @@ def build_parser() -> RequestParser:
 
     add_gpu_report_arguments(gpu_report)
 
+    quality = commands.add_parser(
+        "quality", help="measure what each Doorways technique does, in a toy world (Markdown)",
+        description="Train a toy CLIP and VQGAN on a world of coloured shapes (about half a "
+        "minute, kept for later runs), paint in it with each technique off and on, several seeds "
+        "each, and print how the pictures differ as a Markdown table (docs/quality.md).",
+    )  # fmt: skip
+    quality.add_argument(
+        "--seeds", type=int, default=3, metavar="N", help="seeds per row, 1-20 (default 3)"
+    )
+    quality.add_argument("--device", default="cpu", metavar="D", help="cpu (default) or cuda[:N]")
+
     params = commands.add_parser("params", help="print the call string of a Doorways PNG")
     params.add_argument("image", metavar="IMAGE.png")
     params.add_argument("--json", action="store_true", help="print the request as JSON")
@@ -269,6 +280,10 @@ def _run(args: argparse.Namespace) -> int:
         from engine import gpu_report
 
         return gpu_report.main(args)
+    if args.command == "quality":
+        from engine import quality
+
+        return quality.main(args)
     if args.command == "tasks":
         return _tasks(args)
     if args.command == "presets":

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine.models import CLIP, VQGAN, load_clip, load_vqgan, write_tiny_clip
+from engine.toy import ToyModels, ensure_toy_models
 
 
 class NetworkBlocked(ConnectionRefusedError):
@@ -80,3 +81,21 @@ def small_clip_path(_isolated_session: None, tmp_path_factory: pytest.TempPathFa
     """A second tiny CLIP with another input size (128, tiny's is 224), saved as a real
     TorchScript file: a CLIP named by its path, for several models at once."""
     return write_tiny_clip(tmp_path_factory.mktemp("clips") / "clip_tiny_128.pt", 128)
+
+
+@pytest.fixture(scope="session")
+def toy_models(tmp_path_factory: pytest.TempPathFactory) -> ToyModels:
+    """The toy CLIP and VQGAN (engine/toy.py), trained once per session: about 15 s of CPU."""
+    return ensure_toy_models(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def toy_vqgan(toy_models: ToyModels) -> VQGAN:
+    """The toy VQGAN, read back from its checkpoint by the engine's loader."""
+    return load_vqgan(str(toy_models.vqgan), torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def toy_clip(toy_models: ToyModels) -> CLIP:
+    """The toy CLIP, read back from its state dict by the engine's loader."""
+    return load_clip(str(toy_models.clip), torch.device("cpu"))
