@@ -170,10 +170,24 @@ def base_request(prompts: str, **changes: object) -> Request:
     return Request(prompts=parse_prompts(prompts), **fields)  # type: ignore[arg-type]
 
 
-def comparisons(init_image: Path) -> list[Comparison]:
+@dataclass(frozen=True)
+class World:
+    """What the rows paint with: the toy models' files and an init image."""
+
+    vqgan: str
+    clip: str
+    second_clip: str  # the 16-px toy CLIP
+    init_image: Path
+
+
+def comparisons(world: World) -> list[Comparison]:
     """Every row of the table, in order."""
+
+    def base(prompts: str, **changes: object) -> Request:
+        return base_request(prompts, vqgan=world.vqgan, clip=world.clip, **changes)
+
     rows = []
-    sides = base_request("red | blue")
+    sides = base("red | blue")
     clip_sides = functools.partial(panorama_clip, left="red", right="blue")
     pixel_sides = functools.partial(panorama_pixels, left="red", right="blue")
     for name, changes in (
@@ -186,13 +200,13 @@ def comparisons(init_image: Path) -> list[Comparison]:
             Comparison(name, "left/right separation, toy CLIP", clip_sides, sides, on, True),
             Comparison(name, "left/right separation, pixels", pixel_sides, sides, on, True),
         ]
-    plain = base_request("a yellow circle")
+    plain = base("a yellow circle")
     tone, sobel = plain.replace(tone_weight=1.0), plain.replace(sobel_weight=1.0)
     rows += [
         Comparison("tone symmetry 1", "grey mirror error", tone_mirror, plain, tone, False),
         Comparison("Sobel symmetry 1", "edge mirror error", edge_mirror, plain, sobel, False),
     ]
-    realms = base_request("a red circle | a blue circle", panorama="smooth", mirror=0.5)
+    realms = base("a red circle | a blue circle", panorama="smooth", mirror=0.5)
     semantic = realms.replace(semantic_weight=0.5)
     pairs = functools.partial(semantic_mirror, left="a red circle", right="a blue circle")
     rows += [
@@ -201,7 +215,7 @@ def comparisons(init_image: Path) -> list[Comparison]:
         Comparison("semantic symmetry 0.5", "edge mirror error", edge_mirror, realms, semantic,
                    False),
     ]  # fmt: skip
-    circle = base_request("a circle")
+    circle = base("a circle")
     avoid = circle.replace(prompts=(*circle.prompts, Prompt("red", -1.0)))
     rows += [
         Comparison("negative prompt red:-1", "match to red, toy CLIP",
@@ -209,17 +223,17 @@ def comparisons(init_image: Path) -> list[Comparison]:
         Comparison("negative prompt red:-1", "red in the colours, pixels",
                    functools.partial(colour_amount, colour="red"), circle, avoid, False),
     ]  # fmt: skip
-    elsewhere = base_request("yellow checks")
-    started = elsewhere.replace(init_image=str(init_image))
+    elsewhere = base("yellow checks")
+    started = elsewhere.replace(init_image=str(world.init_image))
     held = started.replace(init_weight=INIT_WEIGHT)
-    closeness = functools.partial(distance_to, path=init_image)
+    closeness = functools.partial(distance_to, path=world.init_image)
     rows += [
         Comparison("init image", "distance from it (pixel MSE)", closeness, elsewhere, started,
                    False),
         Comparison(f"init weight {INIT_WEIGHT:g}", "distance from the init image (pixel MSE)",
                    closeness, started, held, False),
     ]  # fmt: skip
-    detail = base_request("a red circle")
+    detail = base("a red circle")
     rows += [
         Comparison("size emphasis 2 (large)", "3 squares' match, toy CLIP",
                    functools.partial(text_match, text="a red circle"), detail,
@@ -227,6 +241,14 @@ def comparisons(init_image: Path) -> list[Comparison]:
         Comparison("size emphasis -2 (small)", "8-px tiles' match, toy CLIP",
                    functools.partial(small_patch_match, text="a red circle"), detail,
                    detail.replace(size_emphasis=-2.0), True),
+    ]  # fmt: skip
+    smooth = sides.replace(panorama="smooth")
+    both = smooth.replace(clip=f"{world.clip},{world.second_clip}")
+    rows += [
+        Comparison("two CLIPs (32 + 16 px), panorama smooth", "left/right separation, toy CLIP",
+                   clip_sides, smooth, both, True),
+        Comparison("two CLIPs (32 + 16 px), panorama smooth", "left/right separation, pixels",
+                   pixel_sides, smooth, both, True),
     ]  # fmt: skip
     return rows
 
@@ -247,18 +269,19 @@ def write_init_image(path: Path) -> Path:
 
 @dataclass
 class Painter:
-    """Paints requests with the toy models, each once (rows share their "off" pictures)."""
+    """Paints requests with the loaded toy models, each request once (rows share pictures)."""
 
     vqgan: VQGAN
-    clip: CLIP
+    clips: dict[str, CLIP]  # by name: the request's --clip list picks from them
     device: str
     done: dict[str, Tensor]
 
     def paint(self, request: Request) -> Tensor:
-        request = request.replace(vqgan=self.vqgan.name, clip=self.clip.name, device=self.device)
+        request = request.replace(device=self.device)
         key = request.to_json()
         if key not in self.done:
-            *_, finished = generate(request, self.vqgan, self.clip)
+            clips = [self.clips[spec.name] for spec in request.clips]
+            *_, finished = generate(request, self.vqgan, clips)
             assert isinstance(finished, Finished)
             self.done[key] = finished.image
         return self.done[key]
@@ -326,14 +349,19 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with toy.one_thread():
         models = toy.ensure_toy_models()
+        second, second_report = toy.ensure_second_clip()
         device = resolve_device(args.device)
         vqgan = load_vqgan(str(models.vqgan), device)
-        clip = load_clip(str(models.clip), device)
+        clips = {str(path): load_clip(str(path), device) for path in (models.clip, second)}
+        painter = Painter(vqgan, clips, args.device, {})
         with tempfile.TemporaryDirectory() as tmp:
             init = write_init_image(Path(tmp) / "init.png")
-            results = measure(
-                comparisons(init), Painter(vqgan, clip, args.device, {}), Judge(clip), args.seeds
-            )
+            world = World(str(models.vqgan), str(models.clip), str(second), init)
+            results = measure(comparisons(world), painter, Judge(clips[world.clip]), args.seeds)
     print(table(results))
-    print(f"\n{toy.describe(models.report)}; {time.perf_counter() - started:.0f} s in all")
+    print(
+        f"\n{toy.describe(models.report)}; the 16-px toy CLIP: "
+        f"{second_report['accuracy']:.0%} captioned right; "
+        f"{time.perf_counter() - started:.0f} s in all"
+    )
     return 0

@@ -27,8 +27,8 @@ import json
 import math
 import resource
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,8 @@ TOY_CLIP: dict[str, Any] = {  # arguments of clip.model.CLIP
     "transformer_heads": 1,
     "transformer_layers": 1,
 }
+# A second CLIP that sees the world at 16 px, for several CLIP models at once (--clip A,B).
+TOY_CLIP_16: dict[str, Any] = {**TOY_CLIP, "image_resolution": 16, "vision_patch_size": 4}
 TOY_VQGAN: dict[str, Any] = {
     "target": "taming.models.vqgan.VQModel",
     "params": {
@@ -177,16 +179,23 @@ def _caption_targets(pictures: Pictures) -> Tensor:
     return targets
 
 
-def train_clip(recipe: Recipe = RECIPE) -> tuple[torch.nn.Module, dict[str, float]]:
+def train_clip(
+    recipe: Recipe = RECIPE, config: dict[str, Any] = TOY_CLIP
+) -> tuple[torch.nn.Module, dict[str, float]]:
     """A toy CLIP trained as a classifier over every caption; and its held-out accuracy."""
     torch.manual_seed(recipe.seed)
-    model: Any = build_clip(TOY_CLIP).float().train()
+    model: Any = build_clip(config).float().train()
+    size = config["image_resolution"]
+
+    def seen(images: Tensor) -> Tensor:  # the world at the model's input size
+        return images if size == SIZE else F.interpolate(images, size=size, mode="area")
+
     tokens = _clip_compat.tokenize(CAPTIONS, TOY_CLIP["context_length"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.clip_lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(recipe.seed)
     for _ in range(recipe.clip_steps):
         pictures = draw(recipe.clip_batch, generator)
-        logits = _caption_logits(model, pictures.images, tokens)
+        logits = _caption_logits(model, seen(pictures.images), tokens)
         loss = -(_caption_targets(pictures) * logits).sum(1).mean()  # cross-entropy
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -194,7 +203,7 @@ def train_clip(recipe: Recipe = RECIPE) -> tuple[torch.nn.Module, dict[str, floa
     model.eval()
     with torch.no_grad():
         held_out = draw(512, torch.Generator().manual_seed(recipe.seed + 1))
-        logits = _caption_logits(model, held_out.images, tokens)
+        logits = _caption_logits(model, seen(held_out.images), tokens)
     n_colours, n_shapes = len(COLOURS), len(SHAPES)
 
     def accuracy(first: int, last: int, truth: Tensor) -> float:
@@ -286,7 +295,7 @@ class ToyModels:
 
     vqgan: Path  # vqgan_toy.ckpt, with vqgan_toy.yaml beside it
     clip: Path  # clip_toy.pt, a state dict
-    report: dict[str, Any]
+    report: dict[str, Any]  # "clip" and "vqgan": what train_clip and train_vqgan returned
 
 
 def recipe_key() -> str:
@@ -299,27 +308,58 @@ def toy_dir() -> Path:
 
 
 def ensure_toy_models(directory: Path | None = None) -> ToyModels:
-    """Train and save the toy models into `directory` (default toy_dir()), unless there."""
+    """Train and save the toy CLIP and VQGAN into `directory` (default toy_dir()), unless
+    they are there already."""
+    directory = directory or toy_dir()
+    clip, vqgan = directory / "clip_toy.pt", directory / "vqgan_toy.ckpt"
+    report = {
+        "clip": _kept(clip, train_clip, _save_clip),
+        "vqgan": _kept(vqgan, train_vqgan, _save_vqgan),
+    }
+    return ToyModels(vqgan, clip, report)
+
+
+def ensure_second_clip(directory: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The second toy CLIP (16-px input, another seed), trained and saved unless there."""
+    path = (directory or toy_dir()) / "clip_toy_16.pt"
+    recipe = replace(RECIPE, seed=RECIPE.seed + 2)
+    return path, _kept(path, lambda: train_clip(recipe, TOY_CLIP_16), _save_clip)
+
+
+def _kept(
+    path: Path,
+    train: Callable[[], tuple[torch.nn.Module, dict[str, Any]]],
+    save: Callable[[torch.nn.Module, Path], None],
+) -> dict[str, Any]:
+    """The training report of the model at `path`; trained and saved first if it is not there.
+
+    The report (`path` with .json) is written last: it marks the model complete."""
+    report_path = path.with_suffix(".json")
+    if report_path.is_file() and path.is_file():
+        return json.loads(report_path.read_text())
+    with torch.random.fork_rng(devices=[]), one_thread():
+        model, report = _timed(train)
+    save(model, path)
+    report = {**report, "recipe": asdict(RECIPE), "key": recipe_key()}
+    text = json.dumps(report, indent=2).encode()
+    _write_atomic(report_path, lambda buf: buf.write(text))
+    return report
+
+
+def _save_clip(model: torch.nn.Module, path: Path) -> None:
+    """A state dict: the engine's loader builds clip.model.CLIP from it (build_model)."""
+    _write_atomic(path, lambda buf: torch.save(model.state_dict(), buf))
+
+
+def _save_vqgan(model: torch.nn.Module, path: Path) -> None:
+    """A checkpoint in Lightning's layout, and the YAML beside it that names the class."""
     from omegaconf import OmegaConf
 
-    directory = directory or toy_dir()
-    paths = ToyModels(directory / "vqgan_toy.ckpt", directory / "clip_toy.pt", {})
-    report_path = directory / "toy.json"
-    if report_path.is_file() and paths.vqgan.is_file() and paths.clip.is_file():
-        return ToyModels(paths.vqgan, paths.clip, json.loads(report_path.read_text()))
-    report: dict[str, Any] = {"recipe": asdict(RECIPE), "key": recipe_key()}
-    with torch.random.fork_rng(devices=[]), one_thread():
-        clip, report["clip"] = _timed(train_clip)
-        vqgan, report["vqgan"] = _timed(train_vqgan)
     params = {**TOY_VQGAN["params"], "lossconfig": DUMMY_LOSS}
     config = {"model": {"target": TOY_VQGAN["target"], "params": params}}
     yaml = OmegaConf.to_yaml(config).encode()
-    _write_atomic(paths.vqgan.with_suffix(".yaml"), lambda buf: buf.write(yaml))
-    _write_atomic(paths.vqgan, lambda buf: torch.save({"state_dict": vqgan.state_dict()}, buf))
-    _write_atomic(paths.clip, lambda buf: torch.save(clip.state_dict(), buf))
-    text = json.dumps(report, indent=2).encode()
-    _write_atomic(report_path, lambda buf: buf.write(text))  # last: it marks the set complete
-    return ToyModels(paths.vqgan, paths.clip, report)
+    _write_atomic(path.with_suffix(".yaml"), lambda buf: buf.write(yaml))
+    _write_atomic(path, lambda buf: torch.save({"state_dict": model.state_dict()}, buf))
 
 
 @contextlib.contextmanager
@@ -349,7 +389,9 @@ def describe(report: dict[str, Any]) -> str:
     )
 
 
-def _timed(train: Any) -> tuple[torch.nn.Module, dict[str, float]]:
+def _timed(
+    train: Callable[[], tuple[torch.nn.Module, dict[str, Any]]],
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """train(), with its wall and CPU seconds added to its report."""
     wall, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     model, report = train()
@@ -361,5 +403,7 @@ def _timed(train: Any) -> tuple[torch.nn.Module, dict[str, float]]:
 
 if __name__ == "__main__":
     models = ensure_toy_models()
-    print(json.dumps(models.report, indent=2))
+    second, _ = ensure_second_clip()
+    print(describe(models.report))
     print(f"--vqgan {models.vqgan} --clip {models.clip}")
+    print(f"two CLIPs: --clip {models.clip},{second}")
