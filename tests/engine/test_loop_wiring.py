@@ -351,6 +351,28 @@ def test_a_clip_list_needs_its_models(tiny_vqgan: VQGAN) -> None:
         first_step(request(*LEFT_RIGHT, clip="a,b"), tiny_vqgan, stand_in())
 
 
+# --- tone and Sobel symmetry ------------------------------------------------------------------
+
+
+def test_symmetry_terms_weigh_the_painting_being_judged(tiny_vqgan: VQGAN) -> None:
+    """--tone-weight and --sobel-weight scale the tone and edge asymmetry of the very canvas
+    the step judged, blurred by --symmetry-blur; the total is the sum of the terms."""
+    req = request(
+        *LEFT_RIGHT, tone_weight=0.7, sobel_weight=3.0, symmetry_blur=2.0, preview_every=1
+    )
+    step = first_step(req, tiny_vqgan, stand_in())
+    assert step.image is not None
+    canvas = step.image[None]
+    values = step.loss_values()
+    tone = losses.tone_symmetry_loss(canvas, 2.0).item()
+    sobel = losses.sobel_symmetry_loss(canvas, 2.0).item()
+    assert tone > 0 and sobel > 0
+    assert values["tone"] == pytest.approx(0.7 * tone, rel=1e-4)
+    assert values["sobel"] == pytest.approx(3.0 * sobel, rel=1e-4)
+    terms = ("prompt", "tone", "sobel")
+    assert values["total"] == pytest.approx(sum(values[name] for name in terms), rel=1e-5)
+
+
 # --- init weight (real tiny CLIP: its prompt loss moves the latent) ---------------------------
 
 
