@@ -353,6 +353,29 @@ async def test_estimate_uses_progress_and_history(
     assert scheduler.estimate(grid, waiting) == pytest.approx(25.0 + 20 * 0.05 + 20 * 0.2)
 
 
+async def test_estimate_waits_for_the_batch_painting(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """The nightly batch's picture on the one worker: a person's wait starts with what is left
+    of it (its progress says 30 s)."""
+    scheduler, worker, _ = parts
+    scheduler.speed = Speed(0.5)
+    await scheduler.start()
+    batch = folder_run(tmp_path, 2)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    painting = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    worker.emit(Progress(painting.job_id, 1, 2, {}, it_per_s=0.1, eta_s=30.0))
+    await asyncio.sleep(0.05)
+    job = await store.add(new_job(owner=1, iterations=20))
+    waiting = await store.waiting(job.id)
+    assert waiting is not None
+    assert scheduler.estimate(job, waiting) == pytest.approx(30.0 + 20 * 0.5)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    batch.close()
+
+
 def folder_run(tmp_path: Path, count: int) -> FolderRun:
     """A real task folder run (what the bot's nightly work is) of one task file with `count`
     pictures, opened: job ids nightly:a.txt#1 … (a crash's retry: nightly:a.txt#N~2)."""
@@ -545,3 +568,118 @@ async def test_a_batch_uses_every_free_worker(store: Store, tmp_path: Path) -> N
     assert batch.idle and scheduler.batch_job_ids == ()
     assert batch.close().finished == ["a.txt"]
     await scheduler.stop(timeout=1)
+
+
+async def test_a_pause_lets_the_batch_finish_its_last_picture_and_end(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """/admin pause while the nightly run's last picture paints: the picture is recorded and
+    the run is over (run_batch returns) without waiting for a resume."""
+    scheduler, worker, _ = parts
+    await scheduler.start()
+    batch = folder_run(tmp_path, 1)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    last = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    await scheduler.pause()
+    worker.emit(painted(last))
+    await asyncio.wait_for(running, 5.0)
+    assert pictures(tmp_path) == ["nightly:a.txt#1"]
+    assert batch.close().finished == ["a.txt"]
+
+
+async def test_a_batch_with_nothing_to_hand_out_gives_its_turn_to_people(
+    store: Store, tmp_path: Path
+) -> None:
+    """Two workers; the batch's only picture paints on one. A person served since the batch
+    was (so it is the batch's turn) queues a job: the batch has nothing more to give, so the
+    job takes the free worker at once."""
+    worker, reporter = FakeWorker(workers=2), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path)
+    await scheduler.start()
+    batch = folder_run(tmp_path, 1)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    picture = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    first = await store.add(new_job(owner=1))
+    scheduler.wake()
+    assert await worker.next() == first.id
+    worker.emit(Started(str(first.id), time.time() + 1))  # served after the batch
+    worker.done(first.id)
+    await reporter.next_delivery()
+    second = await store.add(new_job(owner=1))
+    scheduler.wake()
+    assert await worker.next() == second.id
+    worker.emit(painted(picture))
+    await asyncio.wait_for(running, 5.0)
+    batch.close()
+    await scheduler.stop(timeout=1)
+
+
+class BrokenBatch:
+    """A batch whose folder can no longer be read: handing out its next job raises, and then
+    it has nothing left to do."""
+
+    def __init__(self) -> None:
+        self.tried = False
+
+    def next_job(self) -> engine_worker.Job | None:
+        self.tried = True
+        raise OSError("the task folder is gone")
+
+    def owns(self, job_id: str) -> bool:
+        return False
+
+    def record(self, event: Event) -> None:
+        raise AssertionError("nothing was handed out")
+
+    @property
+    def idle(self) -> bool:
+        return self.tried
+
+
+async def test_a_batch_that_fails_to_hand_out_a_job_ends_and_people_go_on(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """A batch's next_job raises (its folder is gone): the run ends (run_batch returns) and
+    people's jobs are handed over as before."""
+    scheduler, worker, _ = parts
+    await scheduler.start()
+    await asyncio.wait_for(scheduler.run_batch(BrokenBatch()), 5.0)
+    person = await store.add(new_job(owner=1))
+    scheduler.wake()
+    assert await worker.next() == person.id
+
+
+async def test_an_interrupted_job_resumes_before_the_batch(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """After a restart, a person's job that was painting goes back to a worker before the
+    nightly batch's pictures, though the batch has never been served."""
+    scheduler, worker, _ = parts
+    await scheduler.pause()
+    served = await store.add(new_job(owner=1))
+    async with store.lock:
+        await store.db.execute(
+            "UPDATE jobs SET status='running', attempts=1, started_at=? WHERE id=?",
+            (time.time(), served.id),
+        )
+    await scheduler.start()  # requeues it, first, with the "resumed" note
+    batch = folder_run(tmp_path, 1)
+    running = asyncio.create_task(scheduler.run_batch(batch))
+    await scheduler.resume()
+    assert await play(worker, 2) == [str(served.id), "nightly:a.txt#1"]
+    await asyncio.wait_for(running, 5.0)
+    batch.close()
+
+
+async def test_a_batch_started_while_stopping_returns_at_once(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """The nightly run's turn comes as the bot shuts down: run_batch returns, hands nothing
+    out, and does not hold the shutdown."""
+    scheduler, worker, _ = parts
+    await scheduler.start()
+    await scheduler.stop(timeout=1)
+    batch = folder_run(tmp_path, 1)
+    await asyncio.wait_for(scheduler.run_batch(batch), 1.0)
+    assert worker.submitted.empty()
+    batch.close()
