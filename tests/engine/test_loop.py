@@ -16,6 +16,7 @@ from engine import cli, losses
 from engine.loop import (
     Finished,
     Progress,
+    _ClampWithGrad,
     generate,
     latent_size,
     load_image,
@@ -168,6 +169,20 @@ def test_quantize_snaps_to_codes_and_passes_gradients() -> None:
     assert all(torch.isclose(codebook, v, atol=1e-6).all(1).any() for v in vectors)
     q.sum().backward()
     assert z.grad is not None and torch.equal(z.grad, torch.ones_like(z))
+
+
+def test_the_clamp_lets_out_of_range_pixels_back_in() -> None:
+    """The decoded image is clamped to [0, 1] before CLIP sees it; the gradient flows inside
+    the range (edges included) and, outside it, only where a descent step moves the pixel
+    back in. Without that, a pixel that overshot black or white would stay stuck there."""
+    x = torch.tensor([-0.5, -0.5, 0.0, 0.5, 1.0, 1.5, 1.5], requires_grad=True)
+    grad = torch.tensor([0.5, -0.5, 0.5, 0.5, -0.5, 0.5, -0.5])
+    clamped = _ClampWithGrad.apply(x, 0.0, 1.0)
+    assert clamped.tolist() == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0]
+    clamped.backward(grad)
+    assert x.grad is not None
+    # below 0: +0.5 would push further down (held), -0.5 back up (passes); above 1: mirrored
+    assert x.grad.tolist() == [0.0, -0.5, 0.5, 0.5, -0.5, 0.5, 0.0]
 
 
 def test_latent_size_rounds_to_nearest_token() -> None:
