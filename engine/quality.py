@@ -26,13 +26,14 @@ from PIL import Image
 from torch import Tensor
 
 from engine import losses, toy
-from engine.loop import Finished, generate
+from engine.loop import Finished, generate, load_image
 from engine.models import CLIP, VQGAN, load_clip, load_vqgan, resolve_device
 from engine.prompts import Prompt, parse_prompts
 from engine.request import Request
 
 WIDTH, HEIGHT = 96, 32  # three squares of the toy CLIP's input size: left, middle, right
 PATCH = 16  # side of the mirrored patch pairs the semantic measure compares
+INIT_WEIGHT = 10.0  # holds the picture about half way between the prompt and the init image
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,17 @@ class Judge:
     clip: CLIP
 
     def embed(self, pieces: Tensor) -> Tensor:
-        """(N, 3, h, w) pieces of pictures, resized to CLIP's input → (N, D) unit vectors."""
+        """(N, 3, h, w) pieces of pictures, resized to CLIP's input → (N, D) unit vectors on
+        the CPU, where the pictures and the measures are."""
         size = self.clip.input_size
         with torch.no_grad():
             images = F.interpolate(pieces, size=(size, size), mode="bilinear", antialias=True)
-            return self.clip.encode_image(images)
+            return self.clip.encode_image(images.to(self.clip.mean.device)).cpu()
 
     def texts(self, texts: Sequence[str]) -> Tensor:
-        """T texts → (T, D) unit vectors."""
+        """T texts → (T, D) unit vectors on the CPU."""
         with torch.no_grad():
-            return self.clip.encode_text(texts)
+            return self.clip.encode_text(texts).cpu()
 
     def similarity(self, pieces: Tensor, texts: Sequence[str]) -> Tensor:
         """(N, 3, h, w) pieces, T texts → (N, T) cosine similarities."""
@@ -136,8 +138,10 @@ def colour_amount(image: Tensor, judge: Judge, colour: str) -> float:
 
 
 def distance_to(image: Tensor, judge: Judge, path: Path) -> float:
-    """Mean squared pixel difference from the picture at `path`."""
-    return float((image - _read(path)).pow(2).mean())
+    """Mean squared pixel difference from the picture at `path` (read at the same size)."""
+    height, width = image.shape[1:]
+    other = load_image(str(path), width, height, torch.device("cpu"))[0]
+    return float((image - other).pow(2).mean())
 
 
 def small_patch_match(image: Tensor, judge: Judge, text: str) -> float:
@@ -253,9 +257,6 @@ def comparisons(world: World) -> list[Comparison]:
     return rows
 
 
-INIT_WEIGHT = 10.0  # holds about half way between the prompt and the init image
-
-
 def write_init_image(path: Path) -> Path:
     """The init image: three pictures of the world side by side (a red circle, ...)."""
     pictures = toy.draw(3, torch.Generator().manual_seed(7)).images  # (3, 3, 32, 32)
@@ -303,6 +304,7 @@ class Result:
 
 
 def measure(rows: Sequence[Comparison], painter: Painter, judge: Judge, seeds: int) -> list[Result]:
+    """Paint each row off and on with seeds 0 to seeds-1 and score every picture."""
     results = []
     for row in rows:
         scores: dict[str, list[float]] = {"off": [], "on": []}
@@ -322,6 +324,7 @@ def _spread(values: list[float]) -> str:
 
 
 def table(results: Sequence[Result]) -> str:
+    """The results as a Markdown table: mean ± sd off and on, and the seeds "on" won."""
     lines = [
         "| technique | measured by | off | on | better | seeds where on is better |",
         "|---|---|---|---|---|---|",
@@ -334,12 +337,6 @@ def table(results: Sequence[Result]) -> str:
             f"| {r.wins}/{len(r.on)} |"
         )
     return "\n".join(lines)
-
-
-def _read(path: Path) -> Tensor:
-    with Image.open(path) as image:
-        data = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
-        return data.view(image.height, image.width, 3).permute(2, 0, 1).float() / 255
 
 
 def main(args: argparse.Namespace) -> int:

@@ -84,9 +84,10 @@ def small_clip_path(_isolated_session: None, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def toy_models(tmp_path_factory: pytest.TempPathFactory) -> ToyModels:
-    """The toy CLIP and VQGAN (engine/toy.py), trained once per session: about 15 s of CPU."""
-    return ensure_toy_models(tmp_path_factory.mktemp("toy"))
+def toy_models(_isolated_session: None) -> ToyModels:
+    """The toy CLIP and VQGAN (engine/toy.py), trained once per session into the session's
+    model folder, where `doorways quality` finds them: about 15 s of CPU."""
+    return ensure_toy_models()
 
 
 @pytest.fixture(scope="session")
