@@ -1,8 +1,8 @@
 """A toy world small enough to learn here, and a CLIP and a VQGAN trained on it.
 
 The tiny models are untrained, so nothing painted with them can show whether "red | blue"
-paints red on the left. This world can: 32×32 pictures of one shape (a circle, a square or
-stripes) in one colour (red, green, blue or yellow) on a dark ground, each described by a
+paints red on the left. This world can: 32×32 pictures of one shape (a circle, stripes or
+checks) in one colour (red, green, blue or yellow) on a dark ground, each described by a
 few captions ("red", "a circle", "a red circle"). On it we train, with the real classes:
 
 - a toy CLIP (clip.model.CLIP, a 2-layer ViT and a 1-layer text transformer) as a
@@ -12,11 +12,13 @@ few captions ("red", "a circle", "a red circle"). On it we train, with the real 
 - a toy VQGAN (taming's VQModel, factor 2) as an autoencoder: reconstruction error plus
   the codebook and commitment terms, no discriminator. The painting loop clamps its latent
   to the codebook's range, so a collapsed codebook could not paint: the codes start as
-  encoder outputs and codes left unused are moved onto encoder outputs as it trains.
+  encoder outputs and codes left unused are moved onto encoder outputs as it trains;
+- on request, a second toy CLIP that sees the world at 16 px, for several CLIP models at once.
 
-Both are saved in the formats the loaders read (a CLIP state dict; a VQGAN checkpoint with
-its YAML beside it) under a folder named by a hash of this file, so `--clip PATH --vqgan
-PATH` paint with them and any change to the recipe trains afresh.
+They are saved in the formats the loaders read (a CLIP state dict; a VQGAN checkpoint with
+its YAML beside it), each with its training report, under a folder named by a hash of this
+file, so `--clip PATH --vqgan PATH` paint with them and any change to the recipe trains
+afresh. `python -m engine.toy` trains them and prints those options.
 """
 
 from __future__ import annotations
