@@ -137,7 +137,8 @@ def test_every_option_runs(tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path) -
 
 
 def test_init_image_sets_the_start(tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path: Path) -> None:
-    """Starting from an image begins at that image's encoding, not at random tokens."""
+    """Starting from an image begins at that image's encoding, not at random tokens; every
+    picture of a batch (--count) starts there."""
     init = tmp_path / "init.png"
     Image.new("RGB", (64, 64), (10, 200, 40)).save(init)
     request = Request(
@@ -147,6 +148,9 @@ def test_init_image_sets_the_start(tiny_vqgan: VQGAN, tiny_clip: CLIP, tmp_path:
     _, a = _run(request, tiny_vqgan, tiny_clip)
     _, b = _run(request.replace(seed=2), tiny_vqgan, tiny_clip)
     assert torch.allclose(a.image, b.image, atol=1e-4)  # the seed no longer picks the start
+    _, batch = _run(request.replace(count=2), tiny_vqgan, tiny_clip)
+    assert len(batch.images) == 2
+    assert all(torch.allclose(a.image, picture, atol=1e-4) for picture in batch.images)
 
 
 def test_closing_the_generator_cancels(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:

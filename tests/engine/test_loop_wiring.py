@@ -177,6 +177,20 @@ def test_three_prompts_left_centre_right(
     assert share[1, 1] == pytest.approx(1, abs=1e-4)
 
 
+def test_a_zero_weight_prompt_takes_no_place(
+    tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`left | centre:0 | right`: the zero-weight prompt pulls nowhere and holds no anchor, so
+    left and right still blend across the whole width (at x=0.25 and 0.75 as with two)."""
+    place(monkeypatch, boxes_at(0.25, 0.75))
+    prompts = (Prompt("left"), Prompt("centre", 0.0), Prompt("right"))
+    axes = (TEXT_AXES["left"], TEXT_AXES["right"], TEXT_AXES["centre"])
+    pull = pulls(request(*prompts), tiny_vqgan, stand_in(), axes)
+    assert (pull[:, 2] == 0).all()
+    two = pulls(request(*LEFT_RIGHT), tiny_vqgan, stand_in(), TWO_AXES)
+    assert share_of_right(pull[:, :2]) == pytest.approx(share_of_right(two), abs=1e-4)
+
+
 def test_without_panorama_every_prompt_pulls_everywhere(
     tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch
 ) -> None:
