@@ -88,12 +88,16 @@ class Reporter:
         self.calls: list[tuple[str, int]] = []
         self.delivered: asyncio.Queue[Job] = asyncio.Queue()
         self.requeued_jobs: list[Job] = []
+        self.loading_models: list[bool] = []
+        self.progress_events: list[Progress] = []
 
     def started(self, job: Job, loading_models: bool) -> None:
         self.calls.append(("started", job.id))
+        self.loading_models.append(loading_models)
 
     def progress(self, job: Job, event: Progress) -> None:
         self.calls.append(("progress", job.id))
+        self.progress_events.append(event)
 
     def requeued(self, job: Job) -> None:
         self.calls.append(("requeued", job.id))
@@ -152,6 +156,37 @@ async def test_dispatches_one_at_a_time_in_fair_order(
         assert delivered.id == job_id and delivered.status == "done"
     assert order == [a[0].id, b.id, a[1].id, a[2].id]
     assert ("started", a[0].id) in reporter.calls
+
+
+async def test_a_finished_job_is_recorded_as_the_worker_reported_it(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter]
+) -> None:
+    """Started, Progress and Done of a grid: the person is told the job started (and that
+    models load first) and how far it is; the row keeps when it started, its picture, each
+    picture of the grid, the seed, the call string and the timings (the estimates use them);
+    the worker is free again and the next job goes to it."""
+    scheduler, worker, reporter = parts
+    job = await store.add(new_job(owner=1, count=2))
+    after = await store.add(new_job(owner=2))
+    await scheduler.start()
+    assert await worker.next() == job.id
+    worker.emit(Started(str(job.id), 1234.5, loads_models=True))
+    step = Progress(str(job.id), 5, 10, {"total": 0.5}, it_per_s=2.0, eta_s=2.5)
+    worker.emit(step)
+    grid, pictures = "/out/grid.png", ("/out/grid-1.png", "/out/grid-2.png")
+    worker.emit(Done(str(job.id), (grid, "/out/grid.txt"), 42, "doorways generate x", 1.5, 0.25,
+                     9.0, pictures))  # fmt: skip
+    delivered = await reporter.next_delivery()
+    assert delivered.id == job.id and delivered.status == "done"
+    assert reporter.loading_models == [True] and reporter.progress_events == [step]
+    row = await store.get(job.id)
+    assert row is not None
+    assert (row.started_at, row.output_path, row.pictures, row.seed, row.call_string) == (
+        1234.5, grid, list(pictures), 42, "doorways generate x"
+    )  # fmt: skip
+    assert (row.load_s, row.first_step_s, row.total_s) == (1.5, 0.25, 9.0)
+    assert await worker.next() == after.id
+    assert scheduler.running_job_ids == (after.id,)
 
 
 async def test_crash_is_retried_once_then_fails(
@@ -265,6 +300,7 @@ async def test_cancel_running_and_queued(
     assert worker.cancelled == [str(running.id)]
     worker.emit(Cancelled(str(running.id)))
     assert await worker.next() == last.id
+    assert scheduler.running_job_ids == (last.id,)  # the cancelled one is no longer painting
     assert await scheduler.cancel(running.id) is None  # already ended
 
 
@@ -296,6 +332,11 @@ async def test_pause_starts_nothing_new_until_resumed_even_after_a_restart(
     assert await again.resume() and not await again.resume()
     assert await worker.next() == waiting.id
     await again.stop(timeout=1)
+
+    third = Scheduler(store, FakeWorker(), Reporter(), outputs=tmp_path)
+    await third.start()  # the resume was kept too
+    assert not third.paused
+    await third.stop(timeout=1)
 
 
 async def test_a_guilds_pause_holds_only_its_jobs(store: Store, tmp_path: Path) -> None:
@@ -329,6 +370,11 @@ async def test_a_guilds_pause_holds_only_its_jobs(store: Store, tmp_path: Path) 
     assert await again.resume(1) and not again.holds(1)
     assert await worker.next() == held.id
     await again.stop(timeout=1)
+
+    third = Scheduler(store, FakeWorker(), Reporter(), outputs=tmp_path)
+    await third.start()  # the resume was kept too
+    assert not third.holds(1)
+    await third.stop(timeout=1)
 
 
 async def test_estimate_uses_progress_and_history(
