@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
-from bot.scheduler import Scheduler
+from bot.scheduler import TASK_KIND, Scheduler
 from bot.speed import Speed, Timing
 from bot.store import Job, NewJob, Store
 from engine import worker as engine_worker
@@ -729,3 +729,34 @@ async def test_a_batch_started_while_stopping_returns_at_once(
     await asyncio.wait_for(scheduler.run_batch(batch), 1.0)
     assert worker.submitted.empty()
     batch.close()
+
+
+def task_job(owner: int, output: str) -> NewJob:
+    """A job of an uploaded task file (/task), whose picture goes to `output` in its folder."""
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=2, output=output)
+    return NewJob(TASK_KIND, owner, 1, 2, request)
+
+
+async def test_a_task_files_pictures_are_numbered_in_the_persons_folder(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """A /task picture is painted to a hidden file in OUTPUTS/tasks/<owner>/<out_folder> and
+    then named <out_file>_N.png beside the ones there (never overwriting), its .txt with it;
+    an out_folder that climbs out of the person's folder goes to job-<id>.png instead."""
+    scheduler, worker, reporter = parts
+    folder = tmp_path / "out" / "tasks" / "7" / "doors"
+    folder.mkdir(parents=True)
+    (folder / "door_1.png").write_bytes(b"an earlier picture")
+    job = await store.add(task_job(7, "doors/door.png"))
+    climbing = await store.add(task_job(7, "../../escape/door.png"))
+    await scheduler.start()
+    handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert Path(handed.output).parent == folder and Path(handed.output).name.startswith(".")
+    worker.emit(painted(handed))
+    assert (await reporter.next_delivery()).output_path == str(folder / "door_2.png")
+    assert (folder / "door_1.png").read_bytes() == b"an earlier picture"
+    assert (folder / "door_2.png").read_bytes() == f"a picture of {job.id}".encode()
+    assert (folder / "door_2.txt").read_text() == f"call of {job.id}"
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+    handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert handed.output == str(tmp_path / "out" / f"job-{climbing.id}.png")
