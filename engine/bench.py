@@ -30,8 +30,9 @@ def _cuda_mib(counter: Callable[[torch.device], int], device: torch.device) -> f
     return round(counter(device) / 2**20, 1) if device.type == "cuda" else None
 
 
-def bench(request: Request, warmup: int) -> dict[str, Any]:
-    """Load the request's models, run it and return the measurements as one flat dict."""
+def bench(request: Request, warmup: int, rounds: int = 1) -> dict[str, Any]:
+    """Load the request's models, run it and return the measurements as one flat dict; a
+    batch (count > 1) is compared with one picture at a time over `rounds` rounds."""
     device = models.resolve_device(request.device)
     started = time.perf_counter()
     vqgan = models.load_vqgan(request.vqgan, device)
@@ -39,7 +40,8 @@ def bench(request: Request, warmup: int) -> dict[str, Any]:
     load_seconds = time.perf_counter() - started
     result = {**measure(request, vqgan, clips, warmup), "load_s": round(load_seconds, 2)}
     if request.count > 1:
-        result.update(batch_against_separate(request, result["s_per_it_min"], vqgan, clips, warmup))
+        batch = result["s_per_it_min"]
+        result.update(batch_against_separate(request, batch, vqgan, clips, warmup, rounds))
     return result
 
 
@@ -49,17 +51,29 @@ def batch_against_separate(
     vqgan: models.VQGAN,
     clips: Sequence[models.CLIP],
     warmup: int,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Seconds per picture and iteration: the batch of request.count against one picture at a
-    time (N separate runs take N times one run's), and how much faster the batch is. Both
-    are the fastest iteration: a busy machine only ever adds time, so the minimum is what
-    compares fairly there."""
-    single = measure(request.replace(count=1), vqgan, clips, warmup)["s_per_it_min"]
-    per_picture = batch_s_per_it / request.count
+    time (N separate runs take N times one run's), and how much faster the batch is.
+
+    Each run counts its fastest iteration, and `rounds` rounds alternate one picture alone
+    and the batch (the first batch is `batch_s_per_it`, measured already): a busy machine
+    only ever adds time, and the load changes from minute to minute, so the minimum over
+    interleaved rounds is what compares fairly there; the medians show the spread."""
+    batches, singles = [batch_s_per_it], []
+    for round_ in range(rounds):
+        if round_:
+            batches.append(measure(request, vqgan, clips, warmup)["s_per_it_min"])
+        singles.append(measure(request.replace(count=1), vqgan, clips, warmup)["s_per_it_min"])
+    per_picture = min(batches) / request.count
+    single = min(singles)
     return {
         "s_per_image_it_batch": round(per_picture, 4),
         "s_per_image_it_separate": single,
         "batch_speedup": round(single / per_picture, 2) if per_picture else None,
+        "s_per_image_it_batch_median": round(statistics.median(batches) / request.count, 4),
+        "s_per_image_it_separate_median": round(statistics.median(singles), 4),
+        "rounds": rounds,
     }
 
 

@@ -117,6 +117,11 @@ def build_parser() -> RequestParser:
         "--count", type=int, default=1, metavar="N",
         help="paint N pictures as one batch, and compare seconds per picture with one at a time",
     )  # fmt: skip
+    bench.add_argument(
+        "--rounds", type=int, default=1, metavar="R",
+        help="with --count: alternate one picture alone and the batch R times and compare the "
+        "fastest (a busy machine only adds time)",
+    )  # fmt: skip
     bench.add_argument("--precision", default="auto", choices=PRECISIONS)
     bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
     bench.add_argument(
@@ -263,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from engine.bench import bench, bench_request, print_report, throughput
 
+        if args.rounds < 1:
+            raise ValueError(f"--rounds must be 1 or more, not {args.rounds}")
         iterations = args.iterations if args.jobs else args.warmup + args.iterations
         request = bench_request(
             args.vqgan, args.clip, tuple(args.size), args.cutn, iterations, args.device, args.count
@@ -274,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
             devices = resolve_devices(args.devices, args.device)
             print_report(throughput(request, args.jobs, devices, args.threads))
         else:
-            print_report(bench(request, args.warmup))
+            print_report(bench(request, args.warmup, args.rounds))
         return 0
     if args.command == "gpu-report":
         from engine import gpu_report

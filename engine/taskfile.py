@@ -7,7 +7,8 @@ of one); `style` is the field that lists several values, one picture series each
      "iterations": [200], "out_file": ["lighthouse"], "out_folder": ["output"],
      "portrait": [false], "each": [2]}
 
-expands into len(style) × each jobs. A non-empty style makes the first prompt part
+expands into len(style) × each jobs (`count` paints them in batches: one job a picture
+still, each naming its batch and index). A non-empty style makes the first prompt part
 "<text> in the style of <style>"; `|part:weight` parts stay prompt parts. Doorways adds
 optional fields: the generate options under their CLI names (`seed`, `lr`, `cutn`,
 `mirror`, `semantic_symmetry`, `tone_symmetry`, `vqgan`, `clip`, …) and an entrance in

@@ -1,10 +1,12 @@
 """`doorways bench` reports what scripts and the docs' table read."""
 
 import json
+from typing import Any
 
 import pytest
 
-from engine import cli
+from engine import bench, cli
+from engine.request import Request
 
 
 def test_bench_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,3 +50,29 @@ def test_bench_count_compares_a_batch_with_one_at_a_time(
     assert result["s_per_image_it_separate"] > 0
     speedup = result["s_per_image_it_separate"] / result["s_per_image_it_batch"]
     assert result["batch_speedup"] == pytest.approx(speedup, rel=0.01)
+    assert result["rounds"] == 1
+
+
+def test_bench_rounds_alternate_and_keep_the_fastest(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--rounds R alternates one picture alone and the batch R times (the order the runs
+    are measured in is single, batch, single, …, after the first batch) and reports the
+    fastest of each with the medians; --rounds 0 is refused."""
+    order: list[int] = []
+    measure = bench.measure
+
+    def measured(request: Request, *args: Any) -> dict[str, Any]:
+        order.append(request.count)
+        return measure(request, *args)
+
+    monkeypatch.setattr(bench, "measure", measured)
+    argv = ["bench", "--vqgan", "tiny", "--clip", "tiny", "--size", "32", "32", "--cutn", "2"]
+    argv += ["--iterations", "2", "--device", "cpu", "--count", "2", "--rounds", "3"]
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert order == [2, 1, 2, 1, 2, 1] and result["rounds"] == 3
+    assert result["s_per_image_it_batch"] <= result["s_per_image_it_batch_median"]
+    assert result["s_per_image_it_separate"] <= result["s_per_image_it_separate_median"]
+    assert cli.main([*argv[:-1], "0"]) == 2
+    assert "--rounds must be 1 or more, not 0" in capsys.readouterr().err
