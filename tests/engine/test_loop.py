@@ -252,6 +252,26 @@ def test_auto_precision_is_fp32_on_the_cpu(tiny_vqgan: VQGAN, tiny_clip: CLIP) -
     assert _largest_loss_difference(fp32, auto) == 0
 
 
+@pytest.mark.parametrize("bf16_units", [True, False])
+def test_auto_precision_is_bf16_only_on_a_gpu_with_bf16_units(
+    bf16_units: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto: bf16 on a GPU that has bf16 tensor cores, fp32 on one without; a CPU job keeps
+    fp32 even where the machine's GPU has them."""
+    asked: list[bool] = []
+
+    def supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return bf16_units
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    gpu = "bf16" if bf16_units else "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == gpu
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
+    assert asked == [False]  # emulated bf16 is slower than fp32
+
+
 def test_channels_last_keeps_the_loss_curve(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
     """The VQGAN is held channels_last; the usual layout follows the same curve (1e-4)."""
     weight = tiny_vqgan.model.decoder.conv_in.weight
