@@ -164,12 +164,15 @@ async def test_a_finished_job_is_recorded_as_the_worker_reported_it(
     """Started, Progress and Done of a grid: the person is told the job started (and that
     models load first) and how far it is; the row keeps when it started, its picture, each
     picture of the grid, the seed, the call string and the timings (the estimates use them);
-    the worker is free again and the next job goes to it."""
+    the worker is free again and the next job goes to it. The worker was given the request
+    and where to save the picture."""
     scheduler, worker, reporter = parts
     job = await store.add(new_job(owner=1, count=2))
     after = await store.add(new_job(owner=2))
     await scheduler.start()
-    assert await worker.next() == job.id
+    handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert (handed.job_id, handed.request_json) == (str(job.id), job.request_json)
+    assert handed.output == str(scheduler.outputs / f"job-{job.id}.png")
     worker.emit(Started(str(job.id), 1234.5, loads_models=True))
     step = Progress(str(job.id), 5, 10, {"total": 0.5}, it_per_s=2.0, eta_s=2.5)
     worker.emit(step)
@@ -760,3 +763,20 @@ async def test_a_task_files_pictures_are_numbered_in_the_persons_folder(
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
     handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
     assert handed.output == str(tmp_path / "out" / f"job-{climbing.id}.png")
+
+
+async def test_one_wake_fills_every_free_worker(store: Store, tmp_path: Path) -> None:
+    """Two idle workers and two jobs waiting for a resume: the one resume hands both over at
+    once, not one per later event."""
+    worker, reporter = FakeWorker(workers=2), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path)
+    await scheduler.pause()
+    jobs = [await store.add(new_job(owner=n)) for n in (1, 2)]
+    await scheduler.start()
+    while not scheduler.worker_ready:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the start's wakes are spent while paused
+    await scheduler.resume()
+    handed = {await worker.next(), await worker.next()}
+    assert handed == {job.id for job in jobs}
+    await scheduler.stop(timeout=1)
