@@ -387,6 +387,52 @@ def test_symmetry_terms_weigh_the_painting_being_judged(tiny_vqgan: VQGAN) -> No
     assert values["total"] == pytest.approx(sum(values[name] for name in terms), rel=1e-5)
 
 
+# --- precision and optimiser ----------------------------------------------------------------
+
+
+@dataclass
+class PrecisionWatcher(StandInCLIP):
+    """A stand-in that notes the precision autocast gives the painting's cutouts (None: off)."""
+
+    precisions: list[torch.dtype | None] = field(default_factory=list)
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        if image.requires_grad:
+            on = torch.is_autocast_enabled("cpu")
+            self.precisions.append(torch.get_autocast_dtype("cpu") if on else None)
+        return super().encode_image(image)
+
+
+@pytest.mark.parametrize(
+    "precision, expected", [("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", None)]
+)
+def test_clip_runs_at_the_requested_precision(
+    precision: str, expected: torch.dtype | None, tiny_vqgan: VQGAN
+) -> None:
+    """--precision bf16 or fp16 runs the networks under autocast in that type; fp32 without."""
+    clip = PrecisionWatcher(torch.nn.Identity(), "stand-in", input_size=16)
+    first_step(request(*LEFT_RIGHT, precision=precision), tiny_vqgan, clip)
+    assert clip.precisions == [expected]
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "adagrad"])
+def test_the_latent_is_optimised_by_the_requested_optimizer(
+    name: str, tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--optimizer picks torch's optimiser of that name, at --lr, over the latent."""
+    made: list[tuple[str, float]] = []
+    for cls_name in ("Adam", "AdamW", "Adagrad"):
+        real = getattr(torch.optim, cls_name)
+
+        def spy(params: list[Tensor], lr: float, real: type = real) -> torch.optim.Optimizer:
+            made.append((real.__name__.lower(), lr))
+            return real(params, lr=lr)
+
+        monkeypatch.setattr(torch.optim, cls_name, spy)
+    first_step(request(*LEFT_RIGHT, optimizer=name, lr=0.0123), tiny_vqgan, stand_in())
+    assert made == [(name, 0.0123)]
+
+
 # --- init weight (real tiny CLIP: its prompt loss moves the latent) ---------------------------
 
 
