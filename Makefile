@@ -50,9 +50,10 @@ quality: $(STAMP)
 
 # Mutation testing, not part of `make test` or CI: mutmut makes small edits ("mutants") to the
 # loop, losses, cutouts, quota and scheduler ([tool.mutmut] in pyproject.toml) and runs their
-# fast tests against each; a mutant that "survived" is a change no test noticed. An hour or more
-# on two cores; `$(VENV)/bin/mutmut run "bot.quota*"` does one module, `mutmut show NAME` one
-# mutant. Results are kept in mutants/, so a second run only redoes what changed.
+# fast tests against each; a mutant that "survived" is a change no test noticed. Two to three
+# hours on two busy cores; `$(VENV)/bin/mutmut run "bot.quota*"` does one module, `mutmut show
+# NAME` one mutant (docs/development.md). Results are kept in mutants/, so a second plain run
+# only redoes what changed.
 mutants: $(STAMP)
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results
