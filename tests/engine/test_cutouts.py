@@ -95,9 +95,29 @@ def test_render_is_differentiable() -> None:
 
 
 def test_homography_maps_corners() -> None:
-    """The solved homography takes each source corner onto its destination."""
-    src = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]])
-    dst = src + torch.tensor([[[0.1, 0.0], [0.0, 0.2], [-0.1, 0.05], [0.05, -0.1]]])
-    h = homography(src, dst)
-    points = torch.cat([src, torch.ones(1, 4, 1)], dim=-1) @ h.transpose(1, 2)
-    assert torch.allclose(points[..., :2] / points[..., 2:], dst, atol=1e-5)
+    """The solved homography takes each source corner onto its destination (the square's
+    corners, and any other quadrilateral's)."""
+    square = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]])
+    quad = torch.tensor([[[-0.5, -0.8], [0.7, -0.6], [0.4, 0.9], [-0.3, 0.5]]])
+    for src in (square, quad):
+        dst = src + torch.tensor([[[0.1, 0.0], [0.0, 0.2], [-0.1, 0.05], [0.05, -0.1]]])
+        h = homography(src, dst)
+        points = torch.cat([src, torch.ones(1, 4, 1)], dim=-1) @ h.transpose(1, 2)
+        assert torch.allclose(points[..., :2] / points[..., 2:], dst, atol=1e-5)
+
+
+def test_perspective_moves_half_the_cutouts_corners_by_up_to_0_3() -> None:
+    """The perspective augmentation: about half the cutouts keep their square; the others
+    have each corner moved by up to 0.3 of a half-side, in every direction alike."""
+    k = 4000
+    boxes = torch.tensor([[0.0, 0.0, 16.0]]).repeat(k, 1)
+    cuts = sample_cutouts(16, 16, k, 1.0, 16, 0.0, _generator())
+    assert torch.equal(cuts.boxes, boxes)
+    homographies = sample_augmentations(cuts, ["perspective"], 8, _generator(1)).homographies
+    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+    mapped = torch.cat([corners, torch.ones(4, 1)], dim=1) @ homographies.transpose(1, 2)
+    moves = mapped[..., :2] / mapped[..., 2:] - corners  # (K, 4, 2)
+    still = (moves.abs().amax(dim=(1, 2)) < 1e-4).float().mean().item()
+    assert 0.46 < still < 0.54
+    assert 0.28 < moves.abs().max().item() <= 0.3 + 1e-4
+    assert moves.mean(dim=0).abs().max().item() < 0.01  # no corner drifts one way
