@@ -10,6 +10,7 @@ and nothing else. The decoder is the real tiny VQGAN.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -235,6 +236,27 @@ def test_size_emphasis_decides_which_cutouts_pull_hardest(
     pull = pulls(req, tiny_vqgan, stand_in(), [TEXT_AXES["left"]])[:, 0]
     expected = torch.tensor(sizes, dtype=torch.float) ** emphasis
     assert (pull / pull[1]).tolist() == pytest.approx((expected / expected[1]).tolist())
+
+
+@pytest.mark.parametrize(
+    "clip_size, size, smallest", [(16, (160, 32), 4), (64, (160, 32), 8), (64, (32, 160), 8)]
+)
+def test_the_smallest_cutout_is_a_quarter_of_what_clip_and_the_canvas_allow(
+    clip_size: int, size: tuple[int, int], smallest: int,
+    tiny_vqgan: VQGAN, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Cutouts range down to a quarter of the smaller of CLIP's input and the canvas's sides."""
+    asked: list[int] = []
+    real = loop.sample_cutouts
+
+    def sample(*args: object, **kwargs: object) -> Cutouts:
+        asked.append(inspect.signature(real).bind(*args, **kwargs).arguments["min_size"])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "sample_cutouts", sample)
+    clip = StandInCLIP(torch.nn.Identity(), "stand-in", input_size=clip_size)
+    first_step(request(*LEFT_RIGHT, size=size), tiny_vqgan, clip)
+    assert asked == [smallest]
 
 
 # --- semantic symmetry -----------------------------------------------------------------------
