@@ -714,6 +714,8 @@ async def test_an_interrupted_job_resumes_before_the_batch(
     await scheduler.start()  # requeues it, first, with the "resumed" note
     batch = folder_run(tmp_path, 1)
     running = asyncio.create_task(scheduler.run_batch(batch))
+    await asyncio.sleep(0.05)  # the batch waits its turn too
+    assert worker.submitted.empty()
     await scheduler.resume()
     assert await play(worker, 2) == [str(served.id), "nightly:a.txt#1"]
     await asyncio.wait_for(running, 5.0)
