@@ -406,18 +406,19 @@ async def test_estimate_waits_for_the_batch_painting(
     store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
 ) -> None:
     """The nightly batch's picture on the one worker: a person's wait starts with what is left
-    of it (its progress says 30 s)."""
+    of it (its progress says 30 s; before its first progress, nothing is known of it)."""
     scheduler, worker, _ = parts
     scheduler.speed = Speed(0.5)
     await scheduler.start()
     batch = folder_run(tmp_path, 2)
     running = asyncio.create_task(scheduler.run_batch(batch))
     painting = await asyncio.wait_for(worker.submitted.get(), 5.0)
-    worker.emit(Progress(painting.job_id, 1, 2, {}, it_per_s=0.1, eta_s=30.0))
-    await asyncio.sleep(0.05)
     job = await store.add(new_job(owner=1, iterations=20))
     waiting = await store.waiting(job.id)
     assert waiting is not None
+    assert scheduler.estimate(job, waiting) == pytest.approx(20 * 0.5)  # no progress yet
+    worker.emit(Progress(painting.job_id, 1, 2, {}, it_per_s=0.1, eta_s=30.0))
+    await asyncio.sleep(0.05)
     assert scheduler.estimate(job, waiting) == pytest.approx(30.0 + 20 * 0.5)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
