@@ -417,11 +417,13 @@ class PrecisionWatcher(StandInCLIP):
     """A stand-in that notes the precision autocast gives the painting's cutouts (None: off)."""
 
     precisions: list[torch.dtype | None] = field(default_factory=list)
+    ranges: list[tuple[float, float]] = field(default_factory=list)
 
     def encode_image(self, image: Tensor) -> Tensor:
         if image.requires_grad:
             on = torch.is_autocast_enabled("cpu")
             self.precisions.append(torch.get_autocast_dtype("cpu") if on else None)
+            self.ranges.append((image.min().item(), image.max().item()))
         return super().encode_image(image)
 
 
@@ -435,6 +437,15 @@ def test_clip_runs_at_the_requested_precision(
     clip = PrecisionWatcher(torch.nn.Identity(), "stand-in", input_size=16)
     first_step(request(*LEFT_RIGHT, precision=precision), tiny_vqgan, clip)
     assert clip.precisions == [expected]
+
+
+def test_clip_sees_the_canvas_clamped_to_0_1(tiny_vqgan: VQGAN) -> None:
+    """The decoder overshoots (the tiny one reaches about -0.5 and 1.5); CLIP is shown the
+    picture as it will be saved, every pixel in [0, 1] (near black and white at the ends)."""
+    clip = PrecisionWatcher(torch.nn.Identity(), "stand-in", input_size=16)
+    first_step(request(*LEFT_RIGHT, cutn=16), tiny_vqgan, clip)
+    [(low, high)] = clip.ranges
+    assert 0 <= low < 0.1 and 0.9 < high <= 1
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "adagrad"])
