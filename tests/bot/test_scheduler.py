@@ -13,14 +13,24 @@ from pathlib import Path
 import pytest
 
 from bot.messages import CRASH_NOTE, RESUMED_NOTE
-from bot.scheduler import TASK_KIND, Scheduler
+from bot.scheduler import INTERRUPTED_TWICE, TASK_KIND, Scheduler
 from bot.speed import Speed, Timing
 from bot.store import Job, NewJob, Store
 from engine import worker as engine_worker
 from engine.prompts import Prompt
 from engine.request import Request
 from engine.tasks import FolderRun, RunSettings
-from engine.worker import TERMINAL, Cancelled, Done, Event, Failed, Health, Progress, Started
+from engine.worker import (
+    TERMINAL,
+    Cancelled,
+    Done,
+    Event,
+    Failed,
+    Health,
+    Progress,
+    Started,
+    WorkerError,
+)
 
 
 class FakeWorker:
@@ -228,6 +238,7 @@ async def test_other_failures_are_not_retried(
         "out_of_memory",
         "try at most 64×48",
     )
+    assert scheduler.running_job_ids == ()  # its worker is free again
 
 
 async def test_start_recovers_interrupted_and_posts_undelivered(
@@ -250,6 +261,8 @@ async def test_start_recovers_interrupted_and_posts_undelivered(
     assert await worker.next() == interrupted.id
     delivered = {(await reporter.next_delivery()).id for _ in range(2)}
     assert delivered == {twice.id, unposted.id}
+    given_up = await store.get(twice.id)
+    assert given_up is not None and given_up.error == INTERRUPTED_TWICE  # what the person reads
     resumed = await store.get(interrupted.id)
     assert resumed is not None and resumed.note_lines == [RESUMED_NOTE]
     assert ("requeued", interrupted.id) in reporter.calls
@@ -783,3 +796,46 @@ async def test_one_wake_fills_every_free_worker(store: Store, tmp_path: Path) ->
     handed = {await worker.next(), await worker.next()}
     assert handed == {job.id for job in jobs}
     await scheduler.stop(timeout=1)
+
+
+class BrokenPool(FakeWorker):
+    """Workers that cannot start (no GPU, models missing)."""
+
+    async def start(self) -> None:
+        raise WorkerError("CUDA is not available")
+
+
+async def test_no_worker_keeps_jobs_queued_and_says_why(store: Store, tmp_path: Path) -> None:
+    """The workers fail to start: the reason is kept for /admin status, jobs stay queued, and
+    the outputs folder was made, parents and all."""
+    outputs = tmp_path / "new" / "outputs"
+    scheduler = Scheduler(store, BrokenPool(), Reporter(), outputs=outputs)
+    job = await store.add(new_job(owner=1))
+    await scheduler.start()
+    async with asyncio.timeout(5):
+        while scheduler.worker_error is None:
+            await asyncio.sleep(0.01)
+    assert scheduler.worker_error == "CUDA is not available" and not scheduler.worker_ready
+    queued = await store.get(job.id)
+    assert queued is not None and queued.status == "queued"
+    assert outputs.is_dir()
+    await scheduler.stop(timeout=1)
+
+
+class StuckReporter(Reporter):
+    """Posting an outcome never finishes (Discord stopped answering)."""
+
+    async def deliver(self, job: Job) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_stop_gives_a_stuck_post_its_timeout_only(store: Store, tmp_path: Path) -> None:
+    """A post that hangs holds the bot's stop for `timeout` seconds, not for ever."""
+    worker = FakeWorker()
+    scheduler = Scheduler(store, worker, StuckReporter(), outputs=tmp_path)
+    job = await store.add(new_job(owner=1))
+    await scheduler.start()
+    assert await worker.next() == job.id
+    worker.done(job.id)
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(scheduler.stop(timeout=0.2), 2.0)
