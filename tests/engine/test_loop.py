@@ -56,6 +56,8 @@ def test_events_and_seed(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
     assert finished.image.min() >= 0 and finished.image.max() <= 1
     assert finished.request.seed is not None and request.seed is None
     assert set(steps[0].loss_values()) == {"prompt", "total"}
+    assert all(step.total == 6 for step in steps)  # "step 3 of 6"
+    assert 0 < finished.seconds < 120
 
 
 def test_same_seed_same_pixels_and_call_string_reproduces(
@@ -187,6 +189,30 @@ def test_the_clamp_lets_out_of_range_pixels_back_in() -> None:
     assert x.grad is not None
     # below 0: +0.5 would push further down (held), -0.5 back up (passes); above 1: mirrored
     assert x.grad.tolist() == [0.0, -0.5, 0.5, 0.5, -0.5, 0.5, 0.0]
+
+
+def test_quantize_picks_the_nearest_code() -> None:
+    """Each latent vector becomes the codebook entry nearest to it (Euclidean), not just any
+    entry."""
+    generator = torch.Generator().manual_seed(0)
+    codebook = torch.randn(50, 4, generator=generator)
+    z = torch.randn(1, 4, 3, 5, generator=generator)
+    vectors = quantize(z, codebook).permute(0, 2, 3, 1).reshape(-1, 4)
+    nearest = codebook[torch.cdist(z.permute(0, 2, 3, 1).reshape(-1, 4), codebook).argmin(1)]
+    assert torch.allclose(vectors, nearest, atol=1e-6)
+
+
+def test_the_picture_is_the_painted_latent(tiny_vqgan: VQGAN, tiny_clip: CLIP) -> None:
+    """The finished picture is the decoded latent (one near-still step from the first
+    preview), not a blank or a clipped copy of it."""
+    request = Request(
+        prompts=(Prompt("x"),), size=(64, 64), iterations=1, cutn=2, lr=1e-6, seed=4,
+        preview_every=1, **TINY,
+    )  # fmt: skip
+    steps, finished = _run(request, tiny_vqgan, tiny_clip)
+    assert steps[0].image is not None
+    assert torch.allclose(finished.image, steps[0].image, atol=1e-3)
+    assert finished.image.std() > 0.05
 
 
 def test_latent_size_rounds_to_nearest_token() -> None:
