@@ -121,3 +121,42 @@ def test_perspective_moves_half_the_cutouts_corners_by_up_to_0_3() -> None:
     assert 0.46 < still < 0.54
     assert 0.28 < moves.abs().max().item() <= 0.3 + 1e-4
     assert moves.mean(dim=0).abs().max().item() < 0.01  # no corner drifts one way
+
+
+def test_affine_turns_scales_shears_and_shifts_70_percent_of_the_cutouts() -> None:
+    """The affine augmentation: about 70% of the cutouts are rotated by up to 15°, scaled by
+    up to 10%, sheared by up to 5° and shifted by up to 0.2 of a half-side, each either way
+    alike; the rest are left as they are."""
+    k = 4000
+    cuts = sample_cutouts(16, 16, k, 1.0, 16, 0.0, _generator())
+    m = sample_augmentations(cuts, ["affine"], 8, _generator(2)).homographies  # (K, 3, 3)
+    assert torch.equal(m[:, 2], torch.tensor([0.0, 0.0, 1.0]).expand(k, 3))
+    moved = (m - torch.eye(3)).abs().amax(dim=(1, 2)) > 1e-6
+    assert 0.66 < moved.float().mean().item() < 0.74
+    angle = torch.atan2(m[:, 1, 0], m[:, 1, 1]).rad2deg()
+    scale = torch.hypot(m[:, 1, 0], m[:, 1, 1])
+    shear = torch.atan(m[:, 0, 1] / scale + torch.sin(angle.deg2rad())).rad2deg()
+    shift = m[:, :2, 2]
+    for values, bound in ((angle, 15.0), (scale - 1, 0.1), (shear, 5.0), (shift, 0.2)):
+        assert 0.95 * bound < values.abs().max().item() <= bound * 1.0001
+        assert abs(values[moved].mean().item()) < 0.03 * bound  # either way alike
+    assert torch.allclose(m[:, 0, 0], scale * torch.cos(angle.deg2rad()), atol=1e-5)
+
+
+def test_cutouts_reach_every_edge_and_no_further() -> None:
+    """Cutouts reach both edges of the canvas, left and right, top and bottom, and never go
+    past them; place and size are drawn independently; with mirror 1, an odd cutn pairs all
+    but one cutout."""
+    cuts = sample_cutouts(40, 24, 3000, 1.0, 8, 0.0, _generator(3))
+    x, y, size = cuts.boxes.T
+    assert (x >= 0).all() and (y >= 0).all()
+    assert (x + size).max() == 40 and (y + size).max() == 24
+    assert x.min() == 0 and y.min() == 0
+    room = size < 24  # where the cutout can move both ways
+    across, down = x[room] / (40 - size[room]), y[room] / (24 - size[room])  # each in [0, 1]
+    for a, b in ((across, down), (across, size[room]), (down, size[room])):
+        assert torch.corrcoef(torch.stack([a, b]))[0, 1].abs() < 0.1  # drawn independently
+    for cutn, pairs in ((5, 2), (7, 3), (8, 4)):
+        mirrored = sample_cutouts(40, 24, cutn, 1.0, 8, 1.0, _generator())
+        assert mirrored.n_pairs == pairs and mirrored.flipped.sum() == pairs
+
