@@ -159,4 +159,3 @@ def test_cutouts_reach_every_edge_and_no_further() -> None:
     for cutn, pairs in ((5, 2), (7, 3), (8, 4)):
         mirrored = sample_cutouts(40, 24, cutn, 1.0, 8, 1.0, _generator())
         assert mirrored.n_pairs == pairs and mirrored.flipped.sum() == pairs
-
