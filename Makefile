@@ -39,8 +39,11 @@ browser:
 		echo "make: could not install chromium; the playground browser test will be skipped"; \
 	else echo "make: no chromium (install it to run the playground browser test)"; fi
 
+# Two pytest-xdist workers, a test file each at a time (module fixtures stay shared): about
+# 1.5x faster on two cores. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
 test: lint browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # What each Doorways technique does, measured in a toy world (docs/quality.md); not part of
 # `make test` or CI: trains a toy CLIP and VQGAN once (about half a minute, kept in

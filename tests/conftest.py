@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,12 @@ import torch
 
 from engine.models import CLIP, VQGAN, load_clip, load_vqgan, write_tiny_clip
 from engine.toy import ToyModels, ensure_toy_models
+
+# pytest-xdist workers (`make test`) share the machine's cores: one torch thread each, and in
+# the processes they start, rather than two threads each fighting over every core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 class NetworkBlocked(ConnectionRefusedError):

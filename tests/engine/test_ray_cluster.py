@@ -58,6 +58,7 @@ def local_ray() -> Iterator[None]:
         patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         patch.delenv("RAY_AUTH_MODE", raising=False)
         ray.init(
+            address="local",  # a new instance: never join another (a parallel test's, a user's)
             num_cpus=2,
             include_dashboard=False,
             namespace="doorways-test",

@@ -370,8 +370,19 @@ async def test_buttons_and_reactions_work_after_a_restart(world: World) -> None:
     assert (child.owner_id, child.parent_job) == (other.id, parent)
     params = await click(world, other, result, parent, "parameters")
     assert params.ephemeral and f"**Job #{parent}**" in params.original.content  # type: ignore[union-attr]
+    dm = world.fake.dm_channel(owner)
+    refusals_before = len(world.fake.messages(dm))
     await world.fake.react(owner, result, "🎲")
-    await world.fake.wait_for_message(
-        world.fake.channel, lambda m: f"rerolls job #{parent}" in m.content, timeout=5
-    )
+
+    def answer() -> Message | None:
+        """The acknowledgement in the channel, or a refusal by DM (shown if the test fails)."""
+        acks = [
+            m
+            for m in world.fake.messages(world.fake.channel)
+            if f"rerolls job #{parent}" in m.content
+        ]
+        return (acks or world.fake.messages(dm)[refusals_before:] or [None])[-1]
+
+    reply = await world.fake.wait_until(answer, timeout=10, what="an answer to the 🎲 reaction")
+    assert f"rerolls job #{parent}" in reply.content, reply.content
     assert (await result_of(world.fake, handle)).attachments
