@@ -193,7 +193,7 @@ def _seeded(seed: int = SEED) -> Iterator[None]:
         yield
 
 
-def _write_atomic(path: Path, save: Callable[[io.BytesIO], object]) -> None:
+def save_atomic(path: Path, save: Callable[[io.BytesIO], object]) -> None:
     """Write what save(buffer) produces to `path` via a temp file and a rename.
 
     Concurrent readers see no file or a whole one. Saving to a buffer, not to the temp
@@ -327,12 +327,12 @@ def ensure_tiny_vqgan() -> Path:
     if not yaml.is_file():
         params = {**TINY_VQGAN["params"], "lossconfig": DUMMY_LOSS}
         config = {"model": {"target": TINY_VQGAN["target"], "params": params}}
-        _write_atomic(yaml, lambda buf: buf.write(OmegaConf.to_yaml(config).encode()))
+        save_atomic(yaml, lambda buf: buf.write(OmegaConf.to_yaml(config).encode()))
     if not ckpt.is_file():
         with _seeded():
             model = build_vqgan(TINY_VQGAN["target"], TINY_VQGAN["params"])
         state = {"state_dict": model.state_dict()}  # the layout Lightning checkpoints have
-        _write_atomic(ckpt, lambda buf: torch.save(state, buf))
+        save_atomic(ckpt, lambda buf: torch.save(state, buf))
     return ckpt
 
 
@@ -422,7 +422,7 @@ def write_tiny_clip(path: Path, image_resolution: int = 224) -> Path:
         image = torch.zeros(1, 3, image_resolution, image_resolution)
         example = (image, _clip_compat.tokenize(["a doorway"], 77))
         traced = torch.jit.trace(model, example, check_trace=False)
-        _write_atomic(path, lambda buf: torch.jit.save(traced, buf))
+        save_atomic(path, lambda buf: torch.jit.save(traced, buf))
     return path
 
 

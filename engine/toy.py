@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine import _clip_compat
-from engine.models import CLIP_MEAN, CLIP_STD, DUMMY_LOSS, _write_atomic, build_clip, build_vqgan
+from engine.models import CLIP_MEAN, CLIP_STD, DUMMY_LOSS, build_clip, build_vqgan, save_atomic
 from engine.registry import model_dir
 
 # --- the world ----------------------------------------------------------------------------
@@ -344,13 +344,13 @@ def _kept(
     save(model, path)
     report = {**report, "recipe": asdict(RECIPE), "key": recipe_key()}
     text = json.dumps(report, indent=2).encode()
-    _write_atomic(report_path, lambda buf: buf.write(text))
+    save_atomic(report_path, lambda buf: buf.write(text))
     return report
 
 
 def _save_clip(model: torch.nn.Module, path: Path) -> None:
     """A state dict: the engine's loader builds clip.model.CLIP from it (build_model)."""
-    _write_atomic(path, lambda buf: torch.save(model.state_dict(), buf))
+    save_atomic(path, lambda buf: torch.save(model.state_dict(), buf))
 
 
 def _save_vqgan(model: torch.nn.Module, path: Path) -> None:
@@ -360,8 +360,8 @@ def _save_vqgan(model: torch.nn.Module, path: Path) -> None:
     params = {**TOY_VQGAN["params"], "lossconfig": DUMMY_LOSS}
     config = {"model": {"target": TOY_VQGAN["target"], "params": params}}
     yaml = OmegaConf.to_yaml(config).encode()
-    _write_atomic(path.with_suffix(".yaml"), lambda buf: buf.write(yaml))
-    _write_atomic(path, lambda buf: torch.save({"state_dict": model.state_dict()}, buf))
+    save_atomic(path.with_suffix(".yaml"), lambda buf: buf.write(yaml))
+    save_atomic(path, lambda buf: torch.save({"state_dict": model.state_dict()}, buf))
 
 
 @contextlib.contextmanager
