@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Protocol, cast
@@ -107,6 +107,22 @@ async def queued_events(queue: asyncio.Queue[object]) -> AsyncIterator[Event]:
     """The events put on a worker's queue, in order, until END_OF_EVENTS."""
     while (item := await queue.get()) is not END_OF_EVENTS:
         yield cast("Event", item)
+
+
+class StopOnce:
+    """A worker's (or pool's) stop, run once: the first call runs it and gets its unfinished
+    jobs; a later call waits for the same stop and gets [] (the jobs are handed back once).
+    Shielded, so a caller cancelled while it waits does not cut the stop short."""
+
+    def __init__(self) -> None:
+        self._stopping: asyncio.Future[list[Job]] | None = None
+
+    async def __call__(self, stop: Callable[[], Awaitable[list[Job]]]) -> list[Job]:
+        first = self._stopping is None
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(stop())
+        unfinished = await asyncio.shield(self._stopping)
+        return unfinished if first else []
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from engine.worker.jobs import (
     Event,
     Health,
     Job,
+    StopOnce,
     Worker,
     WorkerError,
     queued_events,
@@ -56,7 +57,7 @@ class Pool:
         self._readers: list[asyncio.Task[None]] = []
         self._callbacks: list[Callable[[], None]] = []
         self._started = self._stopping = False
-        self._stopper: asyncio.Future[list[Job]] | None = None
+        self._stop_once = StopOnce()
         for worker in workers:
             self.add(worker)
 
@@ -144,11 +145,7 @@ class Pool:
     async def stop(self, timeout: float = 10.0, *, finish_current: bool = False) -> list[Job]:
         """Stop every worker (see WorkerHandle.stop); returns the jobs that got no final
         event, for the caller to run later. A second call waits for the first and returns []."""
-        first = self._stopper is None
-        if self._stopper is None:
-            self._stopper = asyncio.ensure_future(self._stop(timeout, finish_current))
-        unfinished = await asyncio.shield(self._stopper)
-        return unfinished if first else []
+        return await self._stop_once(lambda: self._stop(timeout, finish_current))
 
     async def _stop(self, timeout: float, finish_current: bool) -> list[Job]:
         self._stopping = True

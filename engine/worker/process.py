@@ -45,6 +45,7 @@ from engine.worker.jobs import (
     Painted,
     Progress,
     Started,
+    StopOnce,
     WorkerError,
     queued_events,
 )
@@ -293,7 +294,7 @@ class WorkerHandle:
         self._crash_streak = 0
         self._restart_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
-        self._stopper: asyncio.Future[list[Job]] | None = None
+        self._stop_once = StopOnce()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = self._stopping = self._closed = False
         self._error: str | None = None  # why it could not start
@@ -395,11 +396,7 @@ class WorkerHandle:
         Returns the jobs that got no final event (never started, or cut off), for the caller
         to run later; a second call waits for the first and returns []. The event stream ends.
         """
-        first = self._stopper is None
-        if self._stopper is None:
-            self._stopper = asyncio.ensure_future(self._stop(timeout, finish_current))
-        unfinished = await asyncio.shield(self._stopper)
-        return unfinished if first else []
+        return await self._stop_once(lambda: self._stop(timeout, finish_current))
 
     async def _stop(self, timeout: float, finish_current: bool) -> list[Job]:
         self._stopping = True
