@@ -158,8 +158,8 @@ def test_a_batchs_size_cap_is_what_the_gpu_holds_for_the_batch() -> None:
     single picture's cap over N; a configured size, or a role's larger one, is shared by
     the batch instead; a channel's smaller cap still holds."""
     gpu = 8 * 2**30
-    policy = Policy(Settings(cutn=32, role_limits={"Big": RoleLimits(max_size=(4096, 4096))}),
-                    lambda: gpu)  # fmt: skip
+    roles = {"Big": RoleLimits(max_size=(4096, 4096)), "Daily": RoleLimits(daily_images=99)}
+    policy = Policy(Settings(cutn=32, role_limits=roles), lambda: gpu)
     limits = policy.limits_for([])
     for count in (1, 2, 4):
         each = limits.area_each(count)
@@ -172,6 +172,8 @@ def test_a_batchs_size_cap_is_what_the_gpu_holds_for_the_batch() -> None:
     assert memory.peak_bytes(fitted.size[0] * fitted.size[1], 32, 4) <= gpu
     assert "shared by 4 pictures" in notes[0]
 
+    daily = policy.limits_for([(6, "Daily")])  # a role that leaves the size alone
+    assert daily.daily_images == 99 and daily.area_each(4) == limits.area_each(4)
     big = policy.limits_for([(5, "Big")])  # the admin's word over the estimate
     assert big.memory_areas == () and big.area_each(4) == 4096 * 4096 // 4
     channel = replace(limits, max_area=200_000)  # bot.rules: a channel's smaller cap
@@ -359,6 +361,25 @@ async def test_admit_all_counts_only_today_and_returns_the_queued_jobs(store: St
     assert [a.job.status for a in admitted] == ["queued"] * 5
     assert [a.job.id for a in admitted] == sorted(a.job.id for a in admitted)
     assert all(a.job.owner_id == 3 and a.job.created_at == NOON + DAY for a in admitted)
+
+
+def test_fit_size_keeps_the_nearest_aspect_and_a_size_exactly_at_the_limit() -> None:
+    """Over the limit, of the whole-token sizes that fit, the one nearest the asked aspect
+    (not the squarest, nor the one that keeps most pixels); exactly the limit fits."""
+    # 1060×570 (1.86:1) in 15,468 px: 160×96 (1.67:1), 176×80 (2.2:1) and 160×80 (2:1) fit.
+    assert fit_size(1060, 570, 15_468) == (160, 80)
+    # 256×128 in 30,720 px: 240×128 is exactly the limit, and nearer 2:1 than 240×112.
+    assert fit_size(256, 128, 30_720) == (240, 128)
+
+
+def test_fit_request_uses_the_models_tokens_and_a_clamped_batch_drops_its_index() -> None:
+    """An f8 VQGAN paints in 8-px tokens, so 88×48 stays 88×48; `--count 4 --index 3` (one
+    picture of a batch) clamped to 2 pictures becomes a batch of 2, not an invalid index."""
+    f8 = Request(prompts=(Prompt("a door"),), size=(88, 48), vqgan="vqgan_gumbel_f8_8192")
+    assert fit_request(f8, UNLIMITED)[0].size == (88, 48)
+    pick = Request(prompts=(Prompt("a door"),), size=(64, 64), seed=5, count=4, index=3)
+    fitted, _ = fit_request(pick, Limits(None, None, 100, None, None, max_count=2))
+    assert (fitted.count, fitted.index, fitted.seed) == (2, None, 5)
 
 
 def test_fit_request_clamps_the_count_and_shares_the_size_cap() -> None:
