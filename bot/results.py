@@ -243,14 +243,19 @@ def channel_refusal(error: discord.HTTPException, lacking: list[str] | None) -> 
 
 def attachment_name(job: Job, default: str) -> str:
     """A posted file's name: for a /task picture its saved name (`<out_file>_N`) with the
-    default's suffix, so that what people download matches their task folder; `default`
-    for other jobs, and for a /task picture left under its hidden temporary name (it could
-    not be named)."""
-    if job.kind == TASK_KIND and job.output_path is not None:
-        saved = Path(job.output_path)
-        if not saved.name.startswith("."):
-            return saved.stem + Path(default).suffix
-    return default
+    default's suffix, so that what people download matches their task folder, and for a
+    /task batch's grid the range of its pictures' (`<out_file>_3-4`); `default` for other
+    jobs, and for a /task picture left under its hidden temporary name (it could not be
+    named)."""
+    if job.kind != TASK_KIND or job.output_path is None:
+        return default
+    saved = [Path(p) for p in job.pictures] or [Path(job.output_path)]
+    if any(path.name.startswith(".") for path in saved):
+        return default
+    stem = saved[0].stem
+    if len(saved) > 1:
+        stem += "-" + saved[-1].stem.rpartition("_")[2]
+    return stem + Path(default).suffix
 
 
 async def _read(path: str | None) -> bytes | None:

@@ -16,10 +16,12 @@ turns as one more owner: `run_batch` hands its pictures to the same workers, one
 between the queued jobs, so each GPU holds one copy of the models and people are not starved.
 The batch keeps its own truth on disk (progress files, .done, _ERROR.txt), not in the store.
 
-Where pictures go: OUTPUTS/job-<id>.png, except the images of an uploaded task file (/task),
-which go where the task file says, per person, named the runvqgan way:
-OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png (+ .txt), N the next free number, never
-overwriting (the worker writes a hidden temporary file; engine.tasks.place_numbered names it).
+Where pictures go: OUTPUTS/job-<id>.png (a batch's pictures beside it, job-<id>-1.png, …),
+except the images of an uploaded task file (/task), which go where the task file says, per
+person, named the runvqgan way: OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png (+ .txt),
+N the next free number, never overwriting (the worker writes hidden temporary files;
+engine.tasks.place_numbered names each, a batch's in picture order). A /task batch's grid
+goes where every grid goes, OUTPUTS/job-<id>.png: the task folder holds only pictures.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from bot.messages import CRASH_NOTE, RESUMED_NOTE
 from bot.speed import Speed
 from bot.store import MAX_ATTEMPTS, Job, Store, Waiting, fair_order
 from engine import worker as engine_worker
-from engine.tasks import partial_output, place_numbered
+from engine.tasks import move_over, partial_output, place_numbered
 from engine.worker import TERMINAL, Cancelled, Done, Event, Failed, Health, Progress, Started
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,33 @@ def task_target(outputs: Path, job: Job) -> tuple[Path, str] | None:
         log.warning("job %s: task output %r is not a name under its folder", job.id, output)
         return None
     return task_folder(outputs, job.owner_id) / output.parent, output.stem
+
+
+def place_task_job(
+    job_id: int, event: Done, folder: Path, out_file: str, outputs: Path
+) -> tuple[str, tuple[str, ...]]:
+    """Name a /task job's pictures folder/out_file_N.png (+ .txt), a batch's in picture order,
+    and move a batch's grid to OUTPUTS/job-<id>.png; returns the job's PNG (its picture, or
+    the grid) and its pictures' PNGs for the store. What cannot be named stays where the
+    worker saved it, and the log says so."""
+
+    def place(temps: tuple[str, ...]) -> str:
+        try:
+            return str(place_numbered(temps, folder, out_file))
+        except OSError as error:
+            log.error("job %s: cannot name its picture in %s: %s", job_id, folder, error)
+            return temps[0]
+
+    if not event.pictures:
+        return place(event.paths), ()
+    pictures = tuple(place((png, str(Path(png).with_suffix(".txt")))) for png in event.pictures)
+    grid = outputs / f"job-{job_id}.png"
+    try:
+        move_over(event.paths, grid)
+    except OSError as error:
+        log.error("job %s: cannot move its grid to %s: %s", job_id, grid, error)
+        return event.png, pictures
+    return str(grid), pictures
 
 
 @dataclass
@@ -448,11 +477,14 @@ class Scheduler:
             current.progress = event
             self.reporter.progress(current.job, event)
         elif isinstance(event, Done):
-            png = event.png
+            png, pictures = event.png, event.pictures
             if current.target is not None:
-                png = await self._place(job_id, event, *current.target)
-            # A stop between the move above and this record repaints the job at the next
-            # start: one more numbered picture, never an overwritten one.
+                png, pictures = await asyncio.to_thread(
+                    place_task_job, job_id, event, *current.target, self.outputs
+                )
+            # A stop between the moves above and this record repaints the job at the next
+            # start: one more numbered picture (a batch: its pictures once more), never an
+            # overwritten one.
             job = await self.store.finish(
                 job_id,
                 output_path=png,
@@ -461,7 +493,7 @@ class Scheduler:
                 load_s=event.load_s,
                 first_step_s=event.first_step_s,
                 total_s=event.total_s,
-                picture_paths=event.pictures,
+                picture_paths=pictures,
             )
             self._next(job_id)
             await self._measure()
@@ -473,14 +505,6 @@ class Scheduler:
             self._next(job_id)
         elif isinstance(event, Cancelled):
             self._next(job_id)  # the store already says cancelled (Scheduler.cancel)
-
-    async def _place(self, job_id: int, event: Done, folder: Path, out_file: str) -> str:
-        """Name a /task picture folder/out_file_N.png; if that fails it stays where it is."""
-        try:
-            return str(await asyncio.to_thread(place_numbered, event.paths, folder, out_file))
-        except OSError as error:
-            log.error("job %s: cannot name its picture in %s: %s", job_id, folder, error)
-            return event.png
 
     async def _on_failed(self, job: Job, event: Failed) -> None:
         if event.kind == "crash":

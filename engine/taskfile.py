@@ -309,6 +309,25 @@ def batches(jobs: Sequence[TaskJob], indices: Sequence[int]) -> list[tuple[int, 
     return [tuple(group) for group in grouped.values()]
 
 
+def rebatch(jobs: Sequence[TaskJob], count: int) -> list[TaskJob]:
+    """The jobs painted in batches of at most `count` (a server allows fewer pictures a
+    batch than the file asks): each batch split in order, every picture keeping its seed —
+    a batch's seeds follow on, so its parts' do too — and its request naming its new batch
+    and index (a part of one picture is painted alone)."""
+    if count < 1:
+        raise ValueError(f"a batch has at least 1 picture, not {count}")
+    split = []
+    for group in batches(jobs, range(len(jobs))):
+        for start in range(0, len(group), count):
+            part = [jobs[i] for i in group[start : start + count]]
+            for number, job in enumerate(part, start=1):
+                request = job.request.replace(
+                    seed=part[0].seed, count=len(part), index=number if len(part) > 1 else None
+                )
+                split.append(dataclasses.replace(job, request=request, batch=part[0].index))
+    return split
+
+
 def describe(jobs: Sequence[TaskJob], total: int) -> str:
     """`image 3 of 10 (style "Banksy", repetition 1)`, or for a batch
     `images 1-4 of 10 (no style, repetitions 1-4)`."""

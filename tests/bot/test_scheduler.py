@@ -19,7 +19,7 @@ from bot.store import Job, NewJob, Store
 from engine import worker as engine_worker
 from engine.prompts import Prompt
 from engine.request import Request
-from engine.tasks import FolderRun, RunSettings
+from engine.tasks import FolderRun, RunSettings, place_numbered
 from engine.worker import (
     TERMINAL,
     Cancelled,
@@ -750,10 +750,118 @@ async def test_a_batch_started_while_stopping_returns_at_once(
     batch.close()
 
 
-def task_job(owner: int, output: str) -> NewJob:
-    """A job of an uploaded task file (/task), whose picture goes to `output` in its folder."""
-    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=2, output=output)
+def task_job(owner: int, output: str, count: int = 1) -> NewJob:
+    """A job of an uploaded task file (/task), whose pictures go to `output` in its folder:
+    one, or a batch of `count`."""
+    request = Request(prompts=(Prompt("a door"),), size=(64, 64), iterations=2, output=output,
+                      seed=10, count=count)  # fmt: skip
     return NewJob(TASK_KIND, owner, 1, 2, request)
+
+
+def painted_batch(job: engine_worker.Job, count: int, attempt: str = "") -> Done:
+    """What a worker says when it has painted the batch `job`: the grid and each picture,
+    saved as the worker saves them (engine.worker.Painted.save: hidden names for a /task
+    job), each picture's PNG `picture I of <job><attempt>`."""
+    pictures = tuple(
+        (f"picture {i} of {job.job_id}{attempt}".encode(), f"call {i} of {job.job_id}")
+        for i in range(1, count + 1)
+    )
+    done = engine_worker.Painted(
+        job.job_id, b"the grid", "grid call", 10, 0.1, 0.1, 1.0, pictures=pictures
+    ).save(job.output)
+    assert isinstance(done, Done)
+    return done
+
+
+async def test_a_task_batch_numbers_each_picture_in_order_and_keeps_its_grid_apart(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """A /task batch of 3: its pictures are named door_N.png (+ .txt) in picture order after
+    the ones there, the store's picture paths point at them, and the grid (with its .txt) goes
+    where every grid goes, OUTPUTS/job-<id>.png; no hidden file is left."""
+    scheduler, worker, reporter = parts
+    folder = tmp_path / "out" / "tasks" / "7" / "doors"
+    folder.mkdir(parents=True)
+    (folder / "door_1.png").write_bytes(b"an earlier picture")
+    job = await store.add(task_job(7, "doors/door.png", count=3))
+    await scheduler.start()
+    handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert Path(handed.output).parent == folder and Path(handed.output).name.startswith(".")
+    worker.emit(painted_batch(handed, 3))
+    done = await reporter.next_delivery()
+    grid = tmp_path / "out" / f"job-{job.id}.png"
+    assert done.output_path == str(grid) and grid.read_bytes() == b"the grid"
+    assert grid.with_suffix(".txt").read_text().strip() == "grid call"
+    assert done.pictures == [str(folder / f"door_{n}.png") for n in (2, 3, 4)]
+    for index, number in enumerate((2, 3, 4), start=1):
+        assert (
+            folder / f"door_{number}.png"
+        ).read_bytes() == f"picture {index} of {job.id}".encode()
+        assert (folder / f"door_{number}.txt").read_text().strip() == f"call {index} of {job.id}"
+    assert (folder / "door_1.png").read_bytes() == b"an earlier picture"
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+async def test_a_task_batch_cut_short_by_a_crash_is_painted_and_numbered_once(
+    store: Store, parts: tuple[Scheduler, FakeWorker, Reporter], tmp_path: Path
+) -> None:
+    """The worker crashed while saving a batch (its grid and first picture written under
+    their hidden names): the batch is painted again, what the crash left is cleared, and
+    its pictures are numbered once, door_1 and door_2."""
+    scheduler, worker, reporter = parts
+    folder = tmp_path / "out" / "tasks" / "7" / "doors"
+    job = await store.add(task_job(7, "doors/door.png", count=2))
+    await scheduler.start()
+    handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    worker.emit(Started(handed.job_id, time.time()))
+    painted_batch(handed, 2, " (crashed)")
+    Path(handed.output.replace(".png", "-2.png")).unlink()  # it died before the second
+    worker.emit(Failed(handed.job_id, "crash", "the worker died"))
+    again = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert again.output == handed.output and not list(folder.iterdir())
+    worker.emit(painted_batch(again, 2))
+    done = await reporter.next_delivery()
+    assert done.id == job.id and done.pictures == [str(folder / f"door_{n}.png") for n in (1, 2)]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "door_1.png", "door_1.txt", "door_2.png", "door_2.txt"
+    ]  # fmt: skip
+    assert (folder / "door_1.png").read_bytes() == f"picture 1 of {job.id}".encode()
+
+
+async def test_a_task_batch_partly_named_when_the_bot_stopped_is_painted_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """The bot stopped while a batch's pictures were being named (picture 1 was door_1, the
+    job not yet recorded as done): at the next start the batch is painted again and its
+    pictures numbered after it — one more picture in the folder, none overwritten, none
+    numbered twice — as a single /task picture would be."""
+    folder = tmp_path / "out" / "tasks" / "7" / "doors"
+    worker, reporter = FakeWorker(), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path / "out")
+    job = await store.add(task_job(7, "doors/door.png", count=2))
+    await scheduler.start()
+    handed = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    worker.emit(Started(handed.job_id, time.time()))
+    done = painted_batch(handed, 2, " (interrupted)")
+    place_numbered((done.pictures[0], done.pictures[0][:-4] + ".txt"), folder, "door")
+    await asyncio.sleep(0.05)
+    await scheduler.stop(timeout=1)
+
+    worker, reporter = FakeWorker(), Reporter()
+    scheduler = Scheduler(store, worker, reporter, outputs=tmp_path / "out")
+    await scheduler.start()
+    again = await asyncio.wait_for(worker.submitted.get(), 5.0)
+    assert again.job_id == str(job.id)
+    worker.emit(painted_batch(again, 2))
+    delivered = await reporter.next_delivery()
+    assert delivered.pictures == [str(folder / f"door_{n}.png") for n in (2, 3)]
+    assert [(folder / f"door_{n}.png").read_bytes() for n in (1, 2, 3)] == [
+        f"picture 1 of {job.id} (interrupted)".encode(),
+        f"picture 1 of {job.id}".encode(),
+        f"picture 2 of {job.id}".encode(),
+    ]
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+    await scheduler.stop(timeout=1)
 
 
 async def test_a_task_files_pictures_are_numbered_in_the_persons_folder(

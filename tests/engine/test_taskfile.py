@@ -17,6 +17,7 @@ from engine.taskfile import (
     describe,
     expand_task,
     parse_task,
+    rebatch,
     task_summary,
 )
 
@@ -129,6 +130,22 @@ def test_count_batches_the_repetitions() -> None:
         (1, None, 0), (1, None, 1)
     ]  # fmt: skip
     assert "in batches" not in task_summary(plain)
+
+
+def test_rebatch_splits_batches_keeping_each_pictures_seed() -> None:
+    """A server that paints at most 2 a batch: each 5 in batches of 4 becomes batches of 2,
+    2 and 1 (the 1 left over painted alone), every picture at the seed the file gave it,
+    its request naming its new batch and index."""
+    jobs = rebatch(expand_task(task(each=5, count=4, seed=20)), 2)
+    assert batches(jobs, range(5)) == [(0, 1), (2, 3), (4,)]
+    assert [j.seed for j in jobs] == [20, 21, 22, 23, 24]
+    assert [(j.request.seed, j.request.count, j.request.index) for j in jobs] == [
+        (20, 2, 1), (20, 2, 2), (22, 2, 1), (22, 2, 2), (24, 1, None)
+    ]  # fmt: skip
+    assert [j.batch for j in jobs] == [0, 0, 2, 2, 4]
+    assert rebatch(jobs, 4) == jobs  # never merges batches
+    with pytest.raises(ValueError, match="at least 1 picture"):
+        rebatch(jobs, 0)
 
 
 def test_count_draws_one_seed_a_batch_and_checks_given_ones() -> None:

@@ -1,14 +1,18 @@
-"""/task: an uploaded task file → its images, each an ordinary queued job.
+"""/task: an uploaded task file → its batches, each an ordinary queued job.
 
 The file is read (small, UTF-8), expanded by engine.taskfile with this server's limits and no
-image paths (an upload must not point at files on the server), each image is fitted to the
+image paths (an upload must not point at files on the server), and its pictures are queued
+in the batches the file's `count` asks (at most `limits.max_count` a batch: more is split,
+with a note): a batch of N is one job painted as one batch of N pictures, posted as a grid
+like /imagine's with `count`, a picture alone an ordinary job. Each is fitted to the
 person's limits as /imagine's request is (clamped, with a note), and all of them are queued
-under one quota check: all or nothing, after the guild's rules (bans, caps, quota overrides:
-bot.rules) as for every job queued from Discord. From there each image is a job like any other: the
-scheduler's fairness, progress, the result post, restarts and crash recovery all apply. The
-acknowledgement is the status message of every image of the file; each result replies to it.
-The pictures are kept where the file says, per person: the scheduler saves them as
-OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png, N the next free number.
+under one quota check that counts pictures: all or nothing, after the guild's rules (bans,
+caps, quota overrides: bot.rules) as for every job queued from Discord. From there each is a
+job like any other: the scheduler's fairness, progress, the result post, restarts and crash
+recovery all apply. The acknowledgement is the status message of every job of the file;
+each result replies to it. The pictures are kept where the file says, per person: the
+scheduler saves each as OUTPUTS/tasks/<user id>/<out_folder>/<out_file>_N.png, N the next
+free number (a batch's in picture order; its grid where every grid goes, OUTPUTS/job-<id>.png).
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from bot.settings import HARD_MAX_ITERATIONS, Settings
 from bot.store import Job, NewJob
 from engine.prompts import render_prompts
 from engine.request import Request
-from engine.taskfile import TaskFileError, TaskJob, TaskLimits, expand_task
+from engine.taskfile import (
+    TaskFileError,
+    TaskJob,
+    TaskLimits,
+    batches,
+    describe,
+    expand_task,
+    rebatch,
+)
 
 if TYPE_CHECKING:
     from bot.bot import DoorwaysBot
@@ -51,11 +63,16 @@ OPERATOR_FIELDS = ("vqgan", "clip", "cutn")  # the bot's operator decides these 
 
 @dataclass(frozen=True)
 class Prepared:
-    """One image of the file, fitted to the person's limits."""
+    """One job of the file: a picture, or a batch of pictures painted together (`count`),
+    fitted to the person's limits."""
 
-    task_job: TaskJob
-    request: Request
-    notes: tuple[str, ...]  # clamps and overridden fields: the same for every image
+    task_jobs: tuple[TaskJob, ...]  # its pictures, in batch order
+    request: Request  # the batch's: count len(task_jobs), no index
+    notes: tuple[str, ...]  # clamps and overridden fields: the same for every job
+
+    @property
+    def pictures(self) -> int:
+        return len(self.task_jobs)
 
 
 def task_limits(limits: Limits) -> TaskLimits:
@@ -112,7 +129,9 @@ def _too_big(name: str, size: int) -> str:
 def prepare(
     name: str, text: str, settings: Settings, limits: Limits, out_root: Path
 ) -> list[Prepared]:
-    """Expand the task file and fit each image to `limits`; BadOptions lists the problems."""
+    """Expand the task file into its batches and fit each to `limits`; BadOptions lists the
+    problems. Every batch is painted at the size that fits the file's largest batch, so that
+    the pictures of one file match (a picture left over alone could be larger)."""
     engine = settings.engine_fields()
     try:
         jobs = expand_task(
@@ -124,26 +143,30 @@ def prepare(
         )
     except TaskFileError as error:
         raise BadOptions(problems_text(name, error.problems)) from None
-    prepared = []
-    for job in jobs:
-        request, notes = job.request, []
-        if request.count > 1:  # each picture is an ordinary job here, painted alone
-            request = request.replace(seed=job.seed, count=1, index=None)
+    notes = []
+    count = jobs[0].request.count  # the file's count: its first batch is a full one
+    if count > limits.max_count:
+        notes.append(
+            f"The task file's count ({count}) is over the limit here: painted in batches of "
+            f"{limits.max_count}."
+        )
+        jobs = rebatch(jobs, limits.max_count)
+    groups = [tuple(jobs[i] for i in group) for group in batches(jobs, range(len(jobs)))]
+    requests = [group[0].batch_request for group in groups]
+    for field in OPERATOR_FIELDS:  # the bot's, whatever a file asks
+        value = engine[field]
+        if getattr(requests[0], field) != value:
             notes.append(
-                f"The task file's count ({job.request.count}) is not used here: each picture "
-                "is a job of its own, with its own seed."
+                f"The task file's {field} ({getattr(requests[0], field)}) is not used here: "
+                f"the bot paints every job with {field} {value}."
             )
-        for field in ("vqgan", "clip", "cutn"):  # the bot's, whatever a file asks
-            value = engine[field]
-            if getattr(request, field) != value:
-                notes.append(
-                    f"The task file's {field} ({getattr(request, field)}) is not used here: "
-                    f"the bot paints every job with {field} {value}."
-                )
-                request = request.replace(**{field: value})
-        request, clamped = fit_request(request, limits)
-        prepared.append(Prepared(job, request, (*clamped, *notes)))
-    return prepared
+            requests = [request.replace(**{field: value}) for request in requests]
+    fitted = [fit_request(request, limits) for request in requests]  # (a prompt too long: no)
+    largest, clamped = max(fitted, key=lambda fit: fit[0].count)
+    return [
+        Prepared(group, request.replace(size=largest.size), (*clamped, *notes))
+        for group, (request, _) in zip(groups, fitted, strict=True)
+    ]
 
 
 def problems_text(name: str, problems: list[str]) -> str:
@@ -191,7 +214,7 @@ async def queue_task_file(
     out_root = task_folder(bot.settings.outputs, interaction.user.id)
     prepared = prepare(attachment.filename, text, bot.settings, limits, out_root)
     assert interaction.channel_id is not None
-    total = len(prepared)
+    total = sum(p.pictures for p in prepared)
     news = [
         NewJob(
             kind=KIND,
@@ -200,7 +223,7 @@ async def queue_task_file(
             channel_id=interaction.channel_id,
             request=p.request,
             interaction_id=interaction.id,
-            notes=(f"{attachment.filename}: {p.task_job.describe(total)}", *p.notes),
+            notes=(f"{attachment.filename}: {describe(p.task_jobs, total)}", *p.notes),
             upload_limit=interaction.filesize_limit,
             source_sha256=digest,
         )
@@ -218,10 +241,10 @@ async def queue_task_file(
         content = acknowledgement(attachment.filename, prepared, first.waiting.position, wait)
         content += hold_note(bot, interaction.guild_id, "the jobs wait")
         # The private answer first (it fills the "thinking…" one), then the public status
-        # message. No ✖ button: one message stands for every image (/cancel takes each).
+        # message. No ✖ button: one message stands for every job (/cancel takes each).
         await interaction.edit_original_response(
-            content=f"Queued: `{attachment.filename}`, {len(admissions)} image(s), jobs "
-            f"#{first.job.id}–#{last.job.id}. Their status is posted in the channel."
+            content=f"Queued: `{attachment.filename}`, {images_text(prepared, plural='(s)')}, "
+            f"jobs #{first.job.id}–#{last.job.id}. Their status is posted in the channel."
         )
         status = await interaction.followup.send(
             content[:MESSAGE_LIMIT], wait=True, allowed_mentions=discord.AllowedMentions.none()
@@ -245,28 +268,40 @@ def already_queued_text(name: str, earlier: list[Job]) -> str:
     """The answer to a retry: which jobs the same file queued, and when it may come again."""
     first, last = earlier[0], earlier[-1]
     again = int(first.created_at + DUPLICATE_WINDOW_S)
+    images = sum(job.request.count for job in earlier)
     return (
         f"`{name}` is the same file you queued <t:{int(first.created_at)}:R>: jobs "
-        f"#{first.id}–#{last.id} ({len(earlier)} image(s)), so nothing was queued again. "
+        f"#{first.id}–#{last.id} ({images} image(s)), so nothing was queued again. "
         f"`/queue` shows where they are. To paint it once more, send it again after "
         f"<t:{again}:t>."
     )
 
 
+def images_text(prepared: list[Prepared], plural: str = "s") -> str:
+    """`2 images`, or for a file painted in batches `4 images in 2 batches`."""
+    images = sum(p.pictures for p in prepared)
+    text = f"{images} image{plural if images != 1 else ''}"
+    if images != len(prepared):
+        text += f" in {len(prepared)} batch{'es' if len(prepared) != 1 else ''}"
+    return text
+
+
 def acknowledgement(name: str, prepared: list[Prepared], position: int, wait_s: float) -> str:
-    """`**lighthouse.json** · 2 images queued, #1 in line, all ready in about 3 min`, then
-    what they are and the notes (clamps) they share."""
-    total = len(prepared)
+    """`**lighthouse.json** · 2 images queued, #1 in line, all ready in about 3 min`
+    (`4 images in 2 batches queued, …`), then what they are and the notes (clamps) they
+    share."""
     first = prepared[0].request
-    styles = list(dict.fromkeys(p.task_job.style for p in prepared))
-    each = total // len(styles)
+    task_jobs = [job for p in prepared for job in p.task_jobs]
+    styles = list(dict.fromkeys(job.style for job in task_jobs))
+    each = len(task_jobs) // len(styles)
     shown = ", ".join(f'"{echo(s)}"' if s else "none" for s in styles)
-    images = f"{total} image{'s' if total != 1 else ''}"
+    largest = max(p.pictures for p in prepared)
+    batched = f" in batches of {largest}, each posted as a grid" if largest > 1 else ""
     lines = [
-        f"**{echo(name)}** · {images} queued, #{position} in line, all ready in "
+        f"**{echo(name)}** · {images_text(prepared)} queued, #{position} in line, all ready in "
         f"{format_duration(wait_s)}",
         echo(render_prompts(first.prompts)[:300]),
-        f"style{'s' if len(styles) != 1 else ''} {shown} × each {each} · "
+        f"style{'s' if len(styles) != 1 else ''} {shown} × each {each}{batched} · "
         f"{first.size[0]}×{first.size[1]}, {first.iterations} iterations",
         *(f"-# {note}" for note in prepared[0].notes),
     ]

@@ -19,6 +19,7 @@ from bot.quota import COUNTED
 from bot.store import count_images
 from bot.views import job_custom_id
 from engine.outputs import read_request_bytes
+from tests.bot.exts.test_tasks import task_file
 from tests.bot.running import command, job_id_of, result_of, running_bot, tiny_settings
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -130,6 +131,37 @@ async def test_a_grid_posts_with_a_pick_button_per_picture_across_a_restart(
     assert (variation.request.count, variation.request.index) == (1, None)
     assert variation.request.init_image == (await world.bot.store.get(grid_id)).pictures[2]  # type: ignore[union-attr]
     assert await images_today(world, person) == 6
+
+
+@module_loop
+async def test_a_task_files_batch_posts_as_a_grid_that_works_across_a_restart(
+    world: World,
+) -> None:
+    """/task with each 2, count 2 posts one grid; after a restart 🖼 1 posts the picture kept
+    as door_1.png in the person's task folder, and 📋 lists each picture's call string."""
+    person = world.fake.create_user("tasker")
+    upload = task_file("pair.json", out_file=["door"], each=[2], count=[2], seed=[5])
+    handle = await world.fake.slash(person, world.fake.channel, "task", {"file": upload})
+    status = await handle.wait_followup(timeout=30)
+    grid_message = await world.fake.wait_for_message(
+        world.fake.channel,
+        lambda m: m.reference_id == status.id and m.author is world.fake.bot_user,
+        timeout=60,
+    )
+    grid_id = int(grid_message.content.split("job **#")[1].split("**")[0])
+    kept = world.settings.outputs / "tasks" / str(person.id) / "output" / "door_1.png"
+    assert await images_today(world, person) == 2
+
+    await world.restart()
+    click = await world.fake.click(person, grid_message, job_custom_id(grid_id, "pick1"))
+    alone = await click.wait_followup()
+    assert alone.attachments[0].data == kept.read_bytes()
+    assert "--seed 5 --count 2 --index 1" in alone.content
+    params = await world.fake.click(person, grid_message, job_custom_id(grid_id, "parameters"))
+    await params.wait_response()
+    assert params.original is not None
+    for index in (1, 2):
+        assert f"--seed 5 --count 2 --index {index}" in params.original.content
 
 
 @module_loop

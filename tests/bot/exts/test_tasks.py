@@ -8,8 +8,10 @@ One fake, one bot and one worker serve the whole module (a worker start costs se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shlex
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,16 +19,21 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from PIL import Image
 
 from bot import rules
 from bot.bot import DoorwaysBot
 from bot.exts.tasks import _upload
 from bot.fakediscord import FakeDiscord, Message, Upload, User, point_discord_py_at
 from bot.fakediscord.interactions import CallbackType, Interaction
-from bot.quota import Limits, Policy
-from bot.store import Job, NewJob
+from bot.quota import COUNTED, Limits, Policy
+from bot.rules import QuotaOverride
+from bot.store import Job, NewJob, count_images
+from bot.views import job_custom_id
+from engine import cli
 from engine.prompts import Prompt
 from engine.request import Request
+from engine.taskfile import expand_task
 from tests.bot.running import eventually, png_size, running_bot, tiny_settings
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -228,6 +235,68 @@ async def test_pictures_land_in_the_task_files_folder_per_person(world: World) -
 
 
 @module_loop
+async def test_a_task_files_count_paints_its_batches_as_grids(world: World, tmp_path: Path) -> None:
+    """each 4, count 2: two jobs, each painted as one batch and posted as a grid (🖼 and 🔀 a
+    picture); the quota is charged 4 images; the acknowledgement says so. Each picture is
+    kept as door_N.png in picture order with the engine's own call string for it (`--count 2
+    --index I`), which repaints it exactly; the grid goes where grids go."""
+    fake, bot, person = world.fake, world.bot, world.user()
+    await rules.set_quota(bot.store, fake.guild.id, "user", person.id, QuotaOverride(4))
+    fields = {"out_file": ["door"], "out_folder": ["pairs"], "each": [4], "count": [2],
+              "seed": [10]}  # fmt: skip
+    upload = task_file("pairs.json", **fields)
+    handle = await run_task(world, person, upload)
+    assert handle.original is not None
+    assert handle.original.content.startswith("Queued: `pairs.json`, 4 image(s) in 2 batches")
+    status = status_of(handle)
+    assert "**pairs.json** · 4 images in 2 batches queued, #1 in line" in status.content
+    assert "× each 4 in batches of 2, each posted as a grid · 48×32" in status.content
+    assert "not used here" not in status.content  # count is used
+    async with bot.store.lock:
+        assert await count_images(bot.store.db, person.id, COUNTED) == 4
+
+    grids = await posted_results(world, status, 2)
+    jobs = await delivered_jobs(world, person)
+    assert [(j.request.seed, j.request.count, j.request.index) for j in jobs] == [
+        (10, 2, None), (12, 2, None)
+    ]  # fmt: skip
+    assert any("pairs.json: images 3-4 of 4 (no style, repetitions 3-4)" in m.content
+               for m in grids)  # fmt: skip
+    outputs = bot.settings.outputs
+    folder = outputs / "tasks" / str(person.id) / "pairs"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"door_{n}.{ext}" for n in (1, 2, 3, 4) for ext in ("png", "txt")
+    ]
+    assert [j.pictures for j in jobs] == [
+        [str(folder / "door_1.png"), str(folder / "door_2.png")],
+        [str(folder / "door_3.png"), str(folder / "door_4.png")],
+    ]
+    assert [j.output_path for j in jobs] == [str(outputs / f"job-{j.id}.png") for j in jobs]
+    engine_own = [
+        job.request.replace(size=(48, 32), **bot.settings.engine_fields()).recipe()
+        for job in expand_task(upload.data.decode(), defaults=bot.settings.engine_fields())
+    ]
+    calls = [(folder / f"door_{n}.txt").read_text().strip() for n in (1, 2, 3, 4)]
+    assert calls == [request.to_call_string() for request in engine_own]
+    assert "--seed 12 --count 2 --index 2" in calls[3]
+
+    [second] = [m for m in grids if f"job **#{jobs[1].id}**" in m.content]
+    [grid_png] = [a for a in second.attachments if a.filename.endswith(".png")]
+    assert grid_png.filename == "door_3-4.png" and png_size(second) == (96, 32)
+    actions = ("pick1", "pick2", "vary1", "vary2", "reroll", "parameters", "delete")
+    assert second.custom_ids() == [job_custom_id(jobs[1].id, a) for a in actions]
+    click = await fake.click(person, second, job_custom_id(jobs[1].id, "pick2"))
+    alone = await click.wait_followup()
+    assert "--seed 12 --count 2 --index 2" in alone.content
+    assert alone.attachments[0].data == (folder / "door_4.png").read_bytes()
+
+    again = tmp_path / "again.png"  # the call string repaints the picture, pixel for pixel
+    assert cli.main([*shlex.split(calls[3])[1:], "-o", str(again)]) == 0
+    with Image.open(again) as repainted, Image.open(folder / "door_4.png") as kept:
+        assert repainted.tobytes() == kept.tobytes()
+
+
+@module_loop
 async def test_the_same_file_again_is_not_queued_twice(world: World) -> None:
     """Someone who sends the same task file again (nothing seemed to happen) is told which
     jobs it already queued; nothing more is queued. A changed file is a new one."""
@@ -265,19 +334,24 @@ async def test_bad_fields_are_listed_privately(world: World) -> None:
     assert "- init_image: this task file cannot refer to image files" in text
 
 
-@module_loop
-async def test_a_file_over_the_quota_is_refused_whole(world: World) -> None:
-    """The daily quota covers every image of the file, or none is queued: the refusal says
-    how many are left; a file bigger than a whole day's quota is a problem of the file."""
-    fake, bot = world.fake, world.bot
-    person = world.user()
+async def painted_today(world: World, person: User, images: int) -> None:
+    """Record `images` pictures `person` had painted today already."""
+    bot = world.bot
     request = Request(prompts=(Prompt("a door"),), vqgan="tiny", clip="tiny")
-    for _ in range(DAILY - 1):  # two images today already
-        job = await bot.store.add(NewJob("imagine", person.id, fake.guild.id, 1, request))
+    for _ in range(images):
+        job = await bot.store.add(NewJob("imagine", person.id, world.fake.guild.id, 1, request))
         async with bot.store.lock:
             await bot.store.db.execute(
                 "UPDATE jobs SET status = 'done', delivered = 1 WHERE id = ?", (job.id,)
             )
+
+
+@module_loop
+async def test_a_file_over_the_quota_is_refused_whole(world: World) -> None:
+    """The daily quota covers every image of the file, or none is queued: the refusal says
+    how many are left; a file bigger than a whole day's quota is a problem of the file."""
+    person = world.user()
+    await painted_today(world, person, DAILY - 1)
     text = await refused(world, person, task_file(style=["", "Banksy"]))
     reset = (int(time.time()) // 86400 + 1) * 86400
     assert f"That is 2 images, and you have 1 of today's {DAILY} left: nothing was queued." in text
@@ -285,6 +359,18 @@ async def test_a_file_over_the_quota_is_refused_whole(world: World) -> None:
 
     text = await refused(world, world.user(), task_file(style=["a", "b"], each=[2]))
     assert f"2 style(s) × each 2 = 4 images; this server makes at most {DAILY}" in text
+
+
+@module_loop
+async def test_batches_are_charged_every_picture_or_none(world: World) -> None:
+    """each 4 in batches of 2 is 4 images of the quota, not 2 jobs: with 3 left it is
+    refused whole."""
+    person = world.user()
+    await rules.set_quota(world.bot.store, world.fake.guild.id, "user", person.id,
+                          QuotaOverride(5))  # fmt: skip
+    await painted_today(world, person, 2)
+    text = await refused(world, person, task_file(each=[4], count=[2]))
+    assert "That is 4 images, and you have 3 of today's 5 left: nothing was queued." in text
 
 
 @module_loop
@@ -315,20 +401,26 @@ async def test_a_banned_person_cannot_run_a_task_file(world: World) -> None:
     assert "stopped you from painting here" in text
 
 
-def test_a_task_files_count_gives_pictures_painted_alone(tmp_path: Path) -> None:
-    """A file's `count` batches a task folder's repetitions; uploaded, each picture is its
-    own job at its own seed (one picture a job is what the queue, quota and posts expect),
-    and the note says so."""
-    text = json.dumps({"text": ["a door"], "out_file": ["door"], "each": 3, "count": 2,
-                       "seed": 10, "resolution": [64, 64]})  # fmt: skip
+def test_a_count_over_the_servers_limit_is_split_with_a_note(tmp_path: Path) -> None:
+    """A file's count over limits.max_count is not refused: its batches are split to the
+    limit, each picture keeping its seed, with a note; every batch is painted at the size
+    the largest fits (the picture left over alone too), with the bot's models."""
+    text = json.dumps({"text": ["a door"], "out_file": ["door"], "each": 5, "count": 4,
+                       "seed": 10})  # fmt: skip
     settings = tiny_settings(tmp_path)
-    limits = Policy(settings).limits_for([])
+    limits = dataclasses.replace(Policy(settings).limits_for([]), max_count=2)
     prepared = _upload.prepare("a.txt", text, settings, limits, tmp_path)
-    assert [(p.request.seed, p.request.count, p.request.index) for p in prepared] == [
-        (10, 1, None), (11, 1, None), (12, 1, None)
+    assert [(p.pictures, p.request.seed, p.request.count, p.request.index) for p in prepared] == [
+        (2, 10, 2, None), (2, 12, 2, None), (1, 14, 1, None)
     ]  # fmt: skip
-    note = "The task file's count (2) is not used here: each picture is a job of its own"
-    assert any(n.startswith(note) for n in prepared[1].notes), prepared[1].notes
+    assert [job.seed for p in prepared for job in p.task_jobs] == [10, 11, 12, 13, 14]
+    assert [job.request.index for job in prepared[1].task_jobs] == [1, 2]
+    assert {p.request.size for p in prepared} == {(48, 32)}  # 2,048 pixels each, in tokens
+    assert {(p.request.vqgan, p.request.cutn) for p in prepared} == {("tiny", 2)}
+    note = "The task file's count (4) is over the limit here: painted in batches of 2."
+    assert all(note in p.notes for p in prepared), prepared[0].notes
+    assert all("shared by 2 pictures" in " ".join(p.notes) for p in prepared)
+    assert _upload.images_text(prepared) == "5 images in 3 batches"
 
 
 def test_limits_map_the_bots_caps() -> None:
