@@ -34,8 +34,10 @@ async def post_done(
     kind: str,
     png: Path,
     call_string: str = "doorways generate 'a lighthouse'",
+    pictures: tuple[Path, ...] = (),
 ) -> Message:
-    """Queue, finish (its picture at `png`) and deliver one job; the message posted."""
+    """Queue, finish (its picture at `png`, or a batch's grid with its `pictures`) and
+    deliver one job; the message posted."""
     request = Request(prompts=(Prompt("a lighthouse"),), size=(64, 64), iterations=2, seed=1)
     channel = fake.channel
     await store.add(NewJob(kind, fake.owner.id, channel.guild_id, channel.id, request))
@@ -43,7 +45,7 @@ async def post_done(
     assert claimed is not None
     job = await store.finish(
         claimed.id, output_path=str(png), seed=1, call_string=call_string,
-        load_s=0.1, first_step_s=0.1, total_s=1.0,
+        load_s=0.1, first_step_s=0.1, total_s=1.0, picture_paths=[str(p) for p in pictures],
     )  # fmt: skip
     assert job is not None
     reporter = DiscordReporter(client, store)
@@ -103,3 +105,32 @@ async def test_a_long_call_string_of_a_task_picture_is_named_like_it(
         [text] = [a for a in message.attachments if a.filename.endswith(".txt")]
         assert text.filename == expected and text.data.decode() == long_call
         assert f"attached ({expected})" in message.content
+
+
+async def test_a_task_batchs_grid_is_posted_as_the_range_of_its_pictures(
+    fake_discord: FakeDiscord, start_bot: StartBot, store: Store, tmp_path: Path
+) -> None:
+    """A /task batch's grid (kept as job-<id>.png) is posted as `lighthouse_3-4.png`, the
+    pictures it shows in the task folder, its long call string as `lighthouse_3-4.txt`; a
+    batch whose pictures kept their hidden names as `doorways-<id>.png`."""
+    client = await start_bot(
+        commands.Bot(
+            command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
+        )
+    )
+    grid = tmp_path / "job-5.png"
+    grid.write_bytes(b"\x89PNG a grid")
+    named = (tmp_path / "lighthouse_3.png", tmp_path / "lighthouse_4.png")
+    hidden = (tmp_path / ".lighthouse.job-6.partial-1.png", tmp_path / ".l.partial-2.png")
+    long_call = "doorways generate '" + "a lighthouse, " * 200 + "'"
+    cases = [
+        (named, "lighthouse_3-4.png", "lighthouse_3-4.txt"),
+        (hidden, "doorways-{id}.png", "job-{id}.txt"),
+    ]
+    for pictures, png, txt in cases:
+        message = await post_done(fake_discord, client, store, TASK_KIND, grid, long_call, pictures)
+        job_id = max(job.id for job in await store.jobs())
+        assert [a.filename for a in message.attachments] == [
+            png.format(id=job_id),
+            txt.format(id=job_id),
+        ]
