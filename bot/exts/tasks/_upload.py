@@ -161,7 +161,8 @@ def prepare(
                 f"the bot paints every job with {field} {value}."
             )
             requests = [request.replace(**{field: value}) for request in requests]
-    fitted = [fit_request(request, limits) for request in requests]  # (a prompt too long: no)
+    # Each batch is fitted: its style may make its prompt too long (refused, BadOptions).
+    fitted = [fit_request(request, limits) for request in requests]
     largest, clamped = max(fitted, key=lambda fit: fit[0].count)
     return [
         Prepared(group, request.replace(size=largest.size), (*clamped, *notes))
