@@ -110,6 +110,49 @@ def test_gaussian_blur_keeps_constants_and_mirrors() -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(("sigma", "radius"), [(2.0, 6), (0.3, 1)])
+def test_gaussian_blur_spreads_a_point_as_a_gaussian_of_sigma(sigma: float, radius: int) -> None:
+    """A single bright pixel blurs into exp(-d²/2σ²) along a row (relative to the centre),
+    out to 3σ rounded and no further (at least one pixel), keeping its total brightness."""
+    point = torch.zeros(1, 1, 41, 41)
+    point[0, 0, 20, 20] = 1.0
+    row = losses.gaussian_blur(point, sigma)[0, 0, 20]
+    for d in range(1, radius + 1):
+        expected = torch.exp(torch.tensor(-(d**2) / (2 * sigma**2))).item()
+        assert (row[20 + d] / row[20]).item() == pytest.approx(expected, rel=1e-5)
+        assert row[20 - d] == row[20 + d]
+    assert row[20 + radius + 1] == 0 and row[20 - radius - 1] == 0
+    assert losses.gaussian_blur(point, sigma).sum().item() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(9, 3), (3, 9)])
+def test_gaussian_blur_of_a_picture_smaller_than_its_kernel(shape: tuple[int, int]) -> None:
+    """A 3-pixel-wide (or high) picture with σ 4 (a 25-pixel kernel): blurred, not an error,
+    flat stays flat and mirrored stays mirrored."""
+    flat = torch.full((1, 1, *shape), 0.3)
+    assert torch.allclose(losses.gaussian_blur(flat, 4.0), flat)
+    image = torch.rand(1, 1, *shape)
+    blurred = losses.gaussian_blur(image, 4.0)
+    assert blurred.shape == image.shape and not torch.allclose(blurred, image)
+    assert blurred.std() < image.std()
+    assert torch.allclose(losses.gaussian_blur(image.flip(-1), 4.0), blurred.flip(-1), atol=1e-6)
+
+
+def test_greyscale_is_itu_601_luma() -> None:
+    """Pure red, green, blue and white give 0.299, 0.587, 0.114 and 1."""
+    colours = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]])
+    grey = losses.greyscale(colours[:, :, None, None])
+    assert grey.shape == (4, 1, 1, 1)
+    assert grey.flatten().tolist() == pytest.approx([0.299, 0.587, 0.114, 1.0])
+
+
+def test_one_anchor_rules_everywhere() -> None:
+    """One placed prompt: weight 1 at every cutout."""
+    x = torch.tensor([0.0, 0.3, 1.0])
+    weights = losses.placement_weights(x, torch.tensor([0.5]), "smooth")
+    assert torch.equal(weights, torch.ones(3, 1))
+
+
 def test_sobel_magnitude_finds_edges_only() -> None:
     """A vertical step from 0 to 1: magnitude 4 (the Sobel kernel's weight) on the two columns
     beside the step, about 0 on flat ground, and the image's own shape."""
