@@ -16,7 +16,7 @@ from bot.bot import DoorwaysBot
 from bot.fakediscord import Channel, FakeDiscord, Message, User
 from bot.fakediscord.interactions import Interaction
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Job, NewJob, Store, insert_job
 from engine.worker.pool import Pool, local_pool
 
 T = TypeVar("T")
@@ -90,6 +90,20 @@ async def wait_idle(bot: DoorwaysBot, timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while await bot.store.jobs(["queued", "running"]) or await bot.store.undelivered():
             await asyncio.sleep(0.05)
+
+
+async def add_done(store: Store, new: NewJob, **columns: object) -> Job:
+    """Record `new` as a job already painted (status done, and `columns`), in one
+    transaction: a job added queued and then marked done can be claimed by the scheduler in
+    between, and keep the worker busy behind the next test's back."""
+    async with store.transaction() as db:
+        job_id = await insert_job(db, new, store.clock())
+        values = {"status": "done", **columns}
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        await db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*values.values(), job_id))
+    job = await store.get(job_id)
+    assert job is not None
+    return job
 
 
 async def wait_for_worker_ready(bot: DoorwaysBot, timeout: float = 90.0) -> None:

@@ -31,6 +31,7 @@ from bot.store import Job, NewJob
 from engine.entrance import load_presets
 from engine.request import Request
 from tests.bot.running import (
+    add_done,
     command,
     eventually,
     job_id_of,
@@ -294,11 +295,8 @@ async def test_quota_refusals_are_specific_and_ephemeral(world: World) -> None:
     spent = world.user()
     request = _build.imagine("a door", bot.settings, max_area=4096)
     for _ in range(3):  # three images today already
-        job = await bot.store.add(NewJob("imagine", spent.id, fake.guild.id, 1, request))
-        async with bot.store.lock:
-            await bot.store.db.execute(
-                "UPDATE jobs SET status = 'done', delivered = 1 WHERE id = ?", (job.id,)
-            )
+        new = NewJob("imagine", spent.id, fake.guild.id, 1, request)
+        await add_done(bot.store, new, delivered=1)
     refused = await command(fake, spent, "imagine", {"prompt": "a door"})
     assert refused.response is not None and refused.response.ephemeral
     reset = (int(time.time()) // 86400 + 1) * 86400
@@ -427,19 +425,12 @@ async def test_long_call_string_is_attached_and_oversized_png_is_not(
     Image.new("RGB", (64, 64), "red").save(png)
     person = world.user()
     request = _build.imagine("a door", bot.settings, max_area=4096)
-    job = await bot.store.add(
-        NewJob("imagine", person.id, fake.guild.id, fake.channel.id, request, upload_limit=100)
-    )
     long_call = "doorways generate " + "'a very long prompt' " * 120
-    async with bot.store.lock:
-        await bot.store.db.execute(
-            "UPDATE jobs SET status = 'done', call_string = ?, output_path = ?, seed = 9,"
-            " total_s = 1 WHERE id = ?",
-            (long_call, str(png), job.id),
-        )
-    done = await bot.store.get(job.id)
-    assert done is not None
-    await bot.reporter.deliver(done)
+    new = NewJob("imagine", person.id, fake.guild.id, fake.channel.id, request, upload_limit=100)
+    job = await add_done(
+        bot.store, new, call_string=long_call, output_path=str(png), seed=9, total_s=1
+    )
+    await bot.reporter.deliver(job)
     posted = await fake.wait_for_message(fake.channel, lambda m: f"**#{job.id}**" in m.content)
     assert f"attached (job-{job.id}.txt)" in posted.content and "```" not in posted.content
     [text] = posted.attachments

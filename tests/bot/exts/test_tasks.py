@@ -34,7 +34,7 @@ from engine import cli
 from engine.prompts import Prompt
 from engine.request import Request
 from engine.taskfile import expand_task
-from tests.bot.running import eventually, png_size, running_bot, tiny_settings
+from tests.bot.running import add_done, eventually, png_size, running_bot, tiny_settings
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 CALL = re.compile(r"```sh\n(?P<call>doorways generate .*)\n```", re.DOTALL)
@@ -339,11 +339,8 @@ async def painted_today(world: World, person: User, images: int) -> None:
     bot = world.bot
     request = Request(prompts=(Prompt("a door"),), vqgan="tiny", clip="tiny")
     for _ in range(images):
-        job = await bot.store.add(NewJob("imagine", person.id, world.fake.guild.id, 1, request))
-        async with bot.store.lock:
-            await bot.store.db.execute(
-                "UPDATE jobs SET status = 'done', delivered = 1 WHERE id = ?", (job.id,)
-            )
+        new = NewJob("imagine", person.id, world.fake.guild.id, 1, request)
+        await add_done(bot.store, new, delivered=1)
 
 
 @module_loop
