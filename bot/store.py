@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -170,7 +171,15 @@ class Store:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), holding the lock throughout."""
         async with self.lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # Cancelled while BEGIN was under way: it still runs on aiosqlite's thread, and
+                # an open transaction would swallow every later write. (If BEGIN itself
+                # failed, there is nothing to roll back.)
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self.db.execute("ROLLBACK")
+                raise
             try:
                 yield self.db
             except BaseException:

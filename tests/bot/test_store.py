@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -284,3 +285,31 @@ async def test_rows_survive_reopening(tmp_path: Path) -> None:
     second = await Store.open(path)
     assert [j.id for j in await second.jobs(["queued"])] == [job.id]
     await second.close()
+
+
+async def test_a_task_cancelled_as_its_transaction_begins_leaves_none_open(
+    tmp_path: Path,
+) -> None:
+    """A task cancelled while its BEGIN is under way (the bot stopping mid-claim): BEGIN
+    still runs on aiosqlite's thread, so the store must end it, or every later write would
+    join that transaction and be lost at close — a posted picture recorded as not posted,
+    and posted again at the next start."""
+    path = tmp_path / "jobs.sqlite3"
+    store = await Store.open(path)
+    job = await store.add(new_job(owner=1))
+
+    async def claim() -> None:
+        async with store.transaction():
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(claim())
+    await asyncio.sleep(0)  # the task now awaits its BEGIN
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await store.mark_delivered(job.id, 42)
+    await store.close()
+    reopened = await Store.open(path)
+    delivered = await reopened.get(job.id)
+    await reopened.close()
+    assert delivered is not None and (delivered.delivered, delivered.result_message_id) == (1, 42)
