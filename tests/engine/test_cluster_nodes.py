@@ -19,7 +19,7 @@ from bot.scheduler import Scheduler
 from bot.store import Store
 from engine.worker.cluster import RayCluster
 from tests.bot.test_pool import tiny_job, until
-from tests.engine.test_ray_cluster import Watcher
+from tests.engine.test_ray_cluster import Watcher, one_ray_cluster_at_a_time
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture
 def nodes() -> Iterator[object]:
     """A head node with one CPU, this process connected to it; token authentication on."""
-    with pytest.MonkeyPatch.context() as patch:
+    with one_ray_cluster_at_a_time(), pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         patch.delenv("RAY_AUTH_MODE", raising=False)
         cluster = cluster_utils.Cluster(

@@ -9,8 +9,11 @@ each)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -50,11 +53,21 @@ class Watcher(Reporter):
         return await asyncio.wait_for(self.delivered.get(), 90.0)
 
 
+@contextlib.contextmanager
+def one_ray_cluster_at_a_time() -> Iterator[None]:
+    """pytest-xdist may run this module and test_cluster_nodes.py at once, in two processes:
+    two Ray clusters on two cores starve each other's actors (a painter not ready in 90 s),
+    so they take turns, by a lock file."""
+    with open(Path(tempfile.gettempdir()) / "doorways-tests-ray.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """Ray on this machine with two CPUs, token authentication on (its token in the
     environment, not in ~/.ray)."""
-    with pytest.MonkeyPatch.context() as patch:
+    with one_ray_cluster_at_a_time(), pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         patch.delenv("RAY_AUTH_MODE", raising=False)
         ray.init(
