@@ -60,6 +60,14 @@ class Watcher(Reporter):
         return await asyncio.wait_for(self.delivered.get(), 90.0)
 
 
+def painters(watch_interval: float) -> RayCluster:
+    """A painter per CPU of the connected Ray, tiny models preloaded, progress every 0.1 s."""
+    return RayCluster(
+        None, device="cpu", threads=1, progress_interval=0.1, preload=("tiny", "tiny"),
+        resource="CPU", watch_interval=watch_interval, start_timeout=90,
+    )  # fmt: skip
+
+
 # Nodes coming and going: the first Ray session of the process -------------------------------
 
 
@@ -86,10 +94,7 @@ async def test_a_node_that_joins_paints_and_one_that_leaves_loses_nothing(
 ) -> None:
     cluster = nodes
     store = await Store.open(tmp_path / "jobs.sqlite3")
-    pool = RayCluster(
-        None, device="cpu", threads=1, progress_interval=0.1, preload=("tiny", "tiny"),
-        resource="CPU", watch_interval=0.3, start_timeout=90,
-    )  # fmt: skip
+    pool = painters(watch_interval=0.3)
     reporter = Watcher()
     scheduler = Scheduler(store, pool, reporter, outputs=tmp_path / "out")
     try:
@@ -160,10 +165,7 @@ async def cluster(
 ) -> AsyncIterator[tuple[Scheduler, RayCluster, Watcher]]:
     """The scheduler over a RayCluster of two actors (a CPU each), paused until the test
     has queued its jobs."""
-    pool = RayCluster(
-        None, device="cpu", threads=1, progress_interval=0.1, preload=("tiny", "tiny"),
-        resource="CPU", watch_interval=0.5, start_timeout=90,
-    )  # fmt: skip
+    pool = painters(watch_interval=0.5)
     reporter = Watcher()
     scheduler = Scheduler(store, pool, reporter, outputs=tmp_path / "out")
     await scheduler.pause()
